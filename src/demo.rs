@@ -1,0 +1,3 @@
+//! TODO
+/// Runs the demo.
+pub async fn run() -> anyhow::Result<()> { todo!() }

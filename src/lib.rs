@@ -1,0 +1,13 @@
+//! Headroom: an HTTP gateway that keeps data-ingestion workers inside their suppliers' API
+//! quotas. See `README.md` for the user guide and `CONTRACT.md` for the public interface.
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod logging;
+pub mod proxy;
+pub mod server;
+pub mod shutdown;
+pub mod sim;
+pub mod upstream;

@@ -1,0 +1,107 @@
+//! The `headroom` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const DEFAULT_CONFIG: &str = "config/headroom.toml";
+
+/// Headroom: keeps data-ingestion workers inside their suppliers' API quotas.
+#[derive(Debug, Parser)]
+#[command(name = "headroom", version, about)]
+struct Cli {
+    /// Configuration file for the gateway (default: config/headroom.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (the default when no subcommand is given).
+    Run {
+        /// Configuration file (default: config/headroom.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file: exit 0, or print every problem and exit 2.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Start a simulated supplier and the gateway in front of it, send a burst, report.
+    Demo,
+    /// Run the supplier simulator on its own.
+    Simulate(headroom::sim::SimArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("headroom: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        None => runtime.block_on(run_gateway(cli.config)),
+        Some(Command::Run { config }) => runtime.block_on(run_gateway(config.or(cli.config))),
+        Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Demo) => {
+            headroom::logging::init_quiet();
+            report(runtime.block_on(headroom::demo::run()))
+        }
+        Some(Command::Simulate(args)) => {
+            headroom::logging::init();
+            report(runtime.block_on(headroom::sim::run(args)).map_err(anyhow::Error::from))
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match headroom::config::load(file) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} upstream{})",
+                file.display(),
+                config.upstreams.len(),
+                if config.upstreams.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run_gateway(config: Option<PathBuf>) -> ExitCode {
+    let path = config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let config = match headroom::config::load(&path) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(2);
+        }
+    };
+    headroom::logging::init();
+    report(
+        headroom::server::run(config, headroom::shutdown::signal())
+            .await
+            .map_err(anyhow::Error::from),
+    )
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("headroom: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

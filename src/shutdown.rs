@@ -1,0 +1,3 @@
+//! TODO
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signal() {}
