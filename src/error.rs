@@ -1,1 +1,100 @@
-//! TODO
+//! What Headroom itself refuses or fails at, mapped once to the contract's JSON error body.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Response, StatusCode};
+
+/// An error that Headroom answers itself (as opposed to an upstream response it passes on).
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No upstream prefix matches the request path.
+    #[error("no upstream is configured for this path")]
+    NoRoute,
+    /// The request is malformed (bad path, absolute-form target, ...).
+    #[error("{0}")]
+    BadRequest(String),
+    /// `CONNECT` or another method a reverse proxy must not serve.
+    #[error("method {0} is not served: Headroom is a reverse proxy, not a forward proxy")]
+    MethodNotAllowed(String),
+    /// The request body is larger than `server.max_request_body`.
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The request line and headers are larger than `server.max_header_bytes`.
+    #[error("request headers larger than {limit} bytes")]
+    HeadersTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The upstream could not be reached (connect error, reset, TLS failure).
+    #[error("upstream unreachable: {0}")]
+    UpstreamUnavailable(String),
+    /// The upstream did not send response headers within `timeout`.
+    #[error("upstream did not answer within {}", humantime::format_duration(*.0))]
+    UpstreamTimeout(Duration),
+}
+
+impl ProxyError {
+    /// HTTP status sent to the client.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The contract's `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoRoute => "no_route",
+            Self::BadRequest(_) => "bad_request",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::HeadersTooLarge { .. } => "headers_too_large",
+            Self::UpstreamUnavailable(_) => "upstream_unavailable",
+            Self::UpstreamTimeout(_) => "upstream_timeout",
+        }
+    }
+
+    /// `Retry-After` to send, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Builds the JSON error response.
+    pub fn into_response(self, upstream: Option<&str>, request_id: &str) -> Response<Body> {
+        let body = serde_json::json!({
+            "error": self.code(),
+            "message": self.to_string(),
+            "upstream": upstream,
+            "request_id": request_id,
+        });
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(wait) = self.retry_after() {
+            // Whole seconds, rounded up so a client never comes back too early.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, Self::MethodNotAllowed(_)) {
+            headers.insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+        }
+        response
+    }
+}

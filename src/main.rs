@@ -39,7 +39,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("headroom: cannot start the async runtime: {err}");
@@ -56,7 +59,11 @@ fn main() -> ExitCode {
         }
         Some(Command::Simulate(args)) => {
             headroom::logging::init();
-            report(runtime.block_on(headroom::sim::run(args)).map_err(anyhow::Error::from))
+            report(
+                runtime
+                    .block_on(headroom::sim::run(args))
+                    .map_err(anyhow::Error::from),
+            )
         }
     }
 }

@@ -1,3 +1,172 @@
-//! TODO
-/// Runs the gateway.
-pub async fn run(config: crate::config::Config, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> { let _ = (config, shutdown); todo!() }
+//! The gateway process: bind both listeners, serve until told to stop, then drain.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::proxy::{Proxy, Router};
+use crate::upstream::{self, Upstream};
+
+/// How long a client may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// A gateway with both listeners bound, ready to serve.
+pub struct Gateway {
+    proxy: Arc<Proxy>,
+    proxy_listener: TcpListener,
+    admin_listener: TcpListener,
+    drain_timeout: Duration,
+    max_header_bytes: usize,
+}
+
+impl Gateway {
+    /// Builds every upstream and binds `listen` and `admin_listen` (port 0 picks a free port).
+    pub async fn bind(config: Config) -> std::io::Result<Self> {
+        let roots = upstream::system_roots();
+        let upstreams = config
+            .upstreams
+            .into_iter()
+            .map(|u| Upstream::new(u, &roots).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(std::io::Error::other)?;
+        let proxy = Arc::new(Proxy::new(Router::new(upstreams), &config.server));
+        let proxy_listener = bind(config.server.listen, "server.listen").await?;
+        let admin_listener = bind(config.server.admin_listen, "server.admin_listen").await?;
+        Ok(Self {
+            proxy,
+            proxy_listener,
+            admin_listener,
+            drain_timeout: config.server.drain_timeout,
+            max_header_bytes: config.server.max_header_bytes,
+        })
+    }
+
+    /// The proxy listener's address.
+    pub fn proxy_addr(&self) -> std::io::Result<SocketAddr> {
+        self.proxy_listener.local_addr()
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin_listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+    /// finish for at most `server.drain_timeout`.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tracing::info!(
+            proxy = %self.proxy_addr()?,
+            admin = %self.admin_addr()?,
+            upstreams = self.proxy.router().upstreams().count(),
+            "headroom listening"
+        );
+
+        let mut admin_stop = stop_rx.clone();
+        let admin = axum::serve(
+            self.admin_listener,
+            crate::admin::router(Arc::clone(&self.proxy)),
+        )
+        .with_graceful_shutdown(async move {
+            stopped(&mut admin_stop).await;
+        });
+        let admin = tokio::spawn(async move { admin.await });
+
+        let proxy = serve_proxy(
+            self.proxy_listener,
+            self.proxy,
+            self.max_header_bytes,
+            stop_rx,
+            self.drain_timeout,
+        );
+        let proxy = tokio::spawn(proxy);
+
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        tracing::info!(drain_timeout = ?self.drain_timeout, "stopped accepting; draining in-flight requests");
+        let _ = proxy.await;
+        let _ = tokio::time::timeout(self.drain_timeout, admin).await;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Binds and runs the gateway until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    Gateway::bind(config).await?.serve(shutdown).await
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|err| {
+        std::io::Error::new(
+            err.kind(),
+            format!("cannot listen on {addr} ({key}): {err}"),
+        )
+    })
+}
+
+/// Resolves once the stop flag is set (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+async fn serve_proxy(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    max_header_bytes: usize,
+    mut stop: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        // Room above the configured limit, so oversized heads reach the handler and get the
+        // JSON 431 instead of hyper's bare one.
+        .max_buf_size((max_header_bytes * 2).max(8 * 1024))
+        .max_headers(500);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = Arc::clone(&proxy);
+        let service = service_fn(move |request| {
+            let proxy = Arc::clone(&proxy);
+            async move { Ok::<_, std::convert::Infallible>(proxy.handle(peer, request).await) }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, %peer, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::debug!("all client connections closed"),
+        () = tokio::time::sleep(drain_timeout) => {
+            tracing::warn!(?drain_timeout, "drain timeout reached; closing the remaining connections");
+        }
+    }
+}

@@ -1,3 +1,27 @@
-//! TODO
-/// Resolves on SIGTERM or SIGINT.
-pub async fn signal() {}
+//! Process signals that start a graceful shutdown.
+
+/// Resolves on the first SIGTERM or SIGINT (Ctrl-C).
+pub async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot watch SIGTERM; only SIGINT will stop Headroom");
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("SIGINT received, shutting down");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C received, shutting down");
+    }
+}

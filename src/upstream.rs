@@ -1,1 +1,167 @@
-//! TODO
+//! One configured supplier API and the state Headroom keeps for it.
+//!
+//! Every per-upstream concern (the HTTP client today; quota, scheduler and breaker as they
+//! arrive) hangs off this one value, which the router hands to the request path.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::RootCertStore;
+
+use crate::config::UpstreamConfig;
+use crate::proxy::target::TargetBase;
+
+/// The pooled HTTP(S) client of one upstream.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
+
+/// How long an idle pooled connection is kept.
+const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// An upstream: its configuration and its live state.
+#[derive(Debug)]
+pub struct Upstream {
+    config: UpstreamConfig,
+    target: TargetBase,
+    client: HttpClient,
+}
+
+/// Why an upstream could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The URL cannot be used.
+    #[error("upstream {name}: url: {reason}")]
+    Url {
+        /// Upstream name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The CA file cannot be used.
+    #[error("upstream {name}: ca_file {path}: {reason}")]
+    CaFile {
+        /// Upstream name.
+        name: String,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// rustls refused the TLS settings.
+    #[error("upstream {name}: TLS setup: {reason}")]
+    Tls {
+        /// Upstream name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Upstream {
+    /// Builds the upstream and its connection pool. `system_roots` are the platform's trusted
+    /// CA certificates, loaded once for all upstreams.
+    pub fn new(
+        config: UpstreamConfig,
+        system_roots: &RootCertStore,
+    ) -> Result<Self, UpstreamError> {
+        let target = TargetBase::from_url(&config.url).map_err(|reason| UpstreamError::Url {
+            name: config.name.clone(),
+            reason,
+        })?;
+        let client = build_client(&config, system_roots)?;
+        Ok(Self {
+            config,
+            target,
+            client,
+        })
+    }
+
+    /// `name`.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// `prefix`, normalised (no trailing `/` unless it is `/`).
+    pub fn prefix(&self) -> &str {
+        &self.config.prefix
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
+    /// Where requests go.
+    pub fn target(&self) -> &TargetBase {
+        &self.target
+    }
+
+    /// The pooled client.
+    pub fn client(&self) -> &HttpClient {
+        &self.client
+    }
+}
+
+/// The platform's trusted roots; problems with single certificates are logged and skipped.
+pub fn system_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    let loaded = rustls_native_certs::load_native_certs();
+    for err in &loaded.errors {
+        tracing::warn!(error = %err, "could not load some system CA certificates");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(loaded.certs);
+    tracing::debug!(added, ignored, "system CA certificates loaded");
+    roots
+}
+
+fn build_client(
+    config: &UpstreamConfig,
+    system_roots: &RootCertStore,
+) -> Result<HttpClient, UpstreamError> {
+    let mut roots = system_roots.clone();
+    if let Some(path) = &config.ca_file {
+        let ca_error = |reason: String| UpstreamError::CaFile {
+            name: config.name.clone(),
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let mut added = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| ca_error(e.to_string()))?;
+            roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(ca_error("no PEM certificate in the file".into()));
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| UpstreamError::Tls {
+        name: config.name.clone(),
+        reason: e.to_string(),
+    })?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(config.max_concurrency.max(1) * 2)
+        .build(connector))
+}

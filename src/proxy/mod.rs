@@ -1,1 +1,12 @@
-//! TODO
+//! The proxy path: route a client request to its upstream and stream the answer back.
+
+pub mod access_log;
+pub mod body;
+pub mod forward;
+pub mod handler;
+pub mod headers;
+pub mod router;
+pub mod target;
+
+pub use handler::Proxy;
+pub use router::Router;

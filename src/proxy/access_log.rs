@@ -1,0 +1,49 @@
+//! One structured log line per request, written when its response body has been sent.
+
+use tokio::time::Instant;
+
+use crate::proxy::body::BodyObserver;
+
+/// What the access log line says about one request.
+#[derive(Debug)]
+pub struct AccessLog {
+    /// The request id sent upstream and returned to the client.
+    pub request_id: String,
+    /// Upstream name, when the request was routed.
+    pub upstream: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query string (queries may carry secrets).
+    pub path: String,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Attempts made upstream.
+    pub attempts: u32,
+    /// Time spent queued, in milliseconds.
+    pub queue_ms: u64,
+    /// When the request arrived.
+    pub started: Instant,
+    /// Headroom's own error code, when it answered itself.
+    pub error: Option<&'static str>,
+}
+
+impl BodyObserver for AccessLog {
+    fn finished(&mut self, bytes: u64, complete: bool) {
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            target: "headroom::access",
+            request_id = %self.request_id,
+            upstream = self.upstream.as_deref().unwrap_or("-"),
+            method = %self.method,
+            path = %self.path,
+            status = self.status,
+            duration_ms = (duration_ms * 1000.0).round() / 1000.0,
+            attempts = self.attempts,
+            queue_ms = self.queue_ms,
+            bytes_sent = bytes,
+            complete,
+            error = self.error.unwrap_or("-"),
+            "request"
+        );
+    }
+}

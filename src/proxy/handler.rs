@@ -1,0 +1,173 @@
+//! The request path: refuse what a reverse proxy must not serve, route, forward, stream back,
+//! and log one line when the response is done.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{HeaderValue, Method, Request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::config::ServerConfig;
+use crate::error::ProxyError;
+use crate::proxy::access_log::AccessLog;
+use crate::proxy::body::{LimitedBody, ObservedBody};
+use crate::proxy::headers::{self, HEADROOM_ATTEMPTS, HEADROOM_QUEUE_MS, X_REQUEST_ID};
+use crate::proxy::{forward, Router};
+use crate::upstream::Upstream;
+
+/// The proxy: routing table and the limits on client requests.
+#[derive(Debug)]
+pub struct Proxy {
+    router: Router,
+    max_request_body: u64,
+    max_header_bytes: usize,
+}
+
+/// What happened to one request before its response started.
+struct Outcome {
+    upstream: Option<Arc<Upstream>>,
+    result: Result<Response<Incoming>, ProxyError>,
+    attempts: u32,
+}
+
+impl Outcome {
+    fn refused(upstream: Option<Arc<Upstream>>, error: ProxyError) -> Self {
+        Self {
+            upstream,
+            result: Err(error),
+            attempts: 0,
+        }
+    }
+}
+
+impl Proxy {
+    /// A proxy over `router` with the client limits of `server`.
+    pub fn new(router: Router, server: &ServerConfig) -> Self {
+        Self {
+            router,
+            max_request_body: server.max_request_body,
+            max_header_bytes: server.max_header_bytes,
+        }
+    }
+
+    /// The routing table.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Serves one client request from `peer`.
+    pub async fn handle(&self, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+        let started = Instant::now();
+        let request_id = headers::request_id(request.headers());
+        let method = request.method().to_string();
+        let path = request.uri().path().to_owned();
+
+        let outcome = self.forward(peer, request, &request_id).await;
+
+        let upstream_name = outcome.upstream.as_ref().map(|u| u.name().to_owned());
+        let mut log = AccessLog {
+            request_id: request_id.to_str().unwrap_or_default().to_owned(),
+            upstream: upstream_name,
+            method,
+            path,
+            status: 0,
+            attempts: outcome.attempts,
+            queue_ms: 0,
+            started,
+            error: None,
+        };
+        let mut response = match outcome.result {
+            Ok(upstream_response) => {
+                let (mut parts, body) = upstream_response.into_parts();
+                headers::strip_hop_by_hop(&mut parts.headers);
+                log.status = parts.status.as_u16();
+                Response::from_parts(parts, Body::new(ObservedBody::new(body, log)))
+            }
+            Err(error) => {
+                log.error = Some(error.code());
+                let response = error.into_response(log.upstream.as_deref(), &log.request_id);
+                log.status = response.status().as_u16();
+                response.map(|body| Body::new(ObservedBody::new(body, log)))
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert(&X_REQUEST_ID, request_id);
+        headers.insert(&HEADROOM_ATTEMPTS, HeaderValue::from(outcome.attempts));
+        headers.insert(&HEADROOM_QUEUE_MS, HeaderValue::from(0u32));
+        response
+    }
+
+    async fn forward(
+        &self,
+        peer: SocketAddr,
+        request: Request<Incoming>,
+        request_id: &HeaderValue,
+    ) -> Outcome {
+        if let Err(error) = self.admit(&request) {
+            return Outcome::refused(None, error);
+        }
+        let Some((upstream, rest)) = self.router.route(request.uri().path()) else {
+            return Outcome::refused(None, ProxyError::NoRoute);
+        };
+        let upstream = Arc::clone(upstream);
+        let uri = match upstream.target().uri(rest, request.uri().query()) {
+            Ok(uri) => uri,
+            Err(error) => return Outcome::refused(Some(upstream), error),
+        };
+
+        let (mut parts, body) = request.into_parts();
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        headers::prepare_upstream_request(&mut parts.headers, peer.ip(), request_id);
+        let too_large = Arc::new(AtomicBool::new(false));
+        let body = LimitedBody::new(body, self.max_request_body, Arc::clone(&too_large));
+        let upstream_request = Request::from_parts(parts, Body::new(body));
+
+        let result = forward::send(&upstream, upstream_request).await;
+        let result = match result {
+            Err(_) if too_large.load(Ordering::Relaxed) => Err(ProxyError::PayloadTooLarge {
+                limit: self.max_request_body,
+            }),
+            other => other,
+        };
+        Outcome {
+            upstream: Some(upstream),
+            result,
+            attempts: 1,
+        }
+    }
+
+    /// Refusals that need no upstream: forward-proxy use, oversized heads and bodies.
+    fn admit(&self, request: &Request<Incoming>) -> Result<(), ProxyError> {
+        let method = request.method();
+        if method == Method::CONNECT || method == Method::TRACE {
+            return Err(ProxyError::MethodNotAllowed(method.to_string()));
+        }
+        if request.uri().scheme().is_some() || request.uri().authority().is_some() {
+            return Err(ProxyError::BadRequest(
+                "absolute-form request targets are refused: Headroom is a reverse proxy, \
+                 send the path only (GET /prefix/...)"
+                    .into(),
+            ));
+        }
+        if headers::head_size(method, request.uri(), request.headers()) > self.max_header_bytes {
+            return Err(ProxyError::HeadersTooLarge {
+                limit: self.max_header_bytes,
+            });
+        }
+        let declared = request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.max_request_body) {
+            return Err(ProxyError::PayloadTooLarge {
+                limit: self.max_request_body,
+            });
+        }
+        Ok(())
+    }
+}
