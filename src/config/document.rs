@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use serde::Deserialize;
-use toml_edit::{DocumentMut, Table};
+use toml_edit::{DocumentMut, Item, Table};
 
 use super::keys::{self, KeyIndex, Segment};
 use super::raw::RawConfig;
@@ -33,9 +33,10 @@ fn check_into(
     base_dir: &Path,
     problems: &mut Problems<'_, '_>,
 ) -> Option<Config> {
-    let parsed = syntax::parse(source, problems)?;
+    let mut parsed = syntax::parse(source, problems)?;
     let syntax_problems = problems.len();
     let index = KeyIndex::build(&parsed.table);
+    reject_arrays_of_tables(&mut parsed.table, &index, problems);
     let raw = deserialize(parsed.table, &index, problems);
     let config = validate::validate(raw, &index, base_dir, problems);
     for key in &parsed.broken_keys {
@@ -43,6 +44,48 @@ fn check_into(
         problems.drop_below(key, syntax_problems);
     }
     config
+}
+
+/// `[[server]]` where `[server]` is meant: serde would read the array as a tuple and
+/// complain about its first field, so say what is wrong here and drop it.
+fn reject_arrays_of_tables(table: &mut Table, index: &KeyIndex, problems: &mut Problems<'_, '_>) {
+    let mut found = Vec::new();
+    visit_arrays_of_tables(table, &mut Vec::new(), &mut found);
+    for path in found {
+        let key = keys::dotted(&path);
+        let written = keys::names(&path).join(".");
+        let message = format!("`{written}` is a table: write `[{written}]`, with single brackets");
+        problems.add(key.clone(), index.place(&key), message);
+        keys::remove(table, &path);
+    }
+}
+
+fn visit_arrays_of_tables(table: &Table, path: &mut Vec<Segment>, found: &mut Vec<Vec<Segment>>) {
+    for (key, item) in table.iter() {
+        path.push(Segment::Key(key.to_owned()));
+        match item {
+            Item::ArrayOfTables(array) if path.len() == 1 && key == "upstream" => {
+                for (at, element) in array.iter().enumerate() {
+                    path.push(Segment::Index(at));
+                    visit_arrays_of_tables(element, path, found);
+                    path.pop();
+                }
+            }
+            Item::ArrayOfTables(_) if is_known_table(path) => found.push(path.clone()),
+            Item::Table(inner) => visit_arrays_of_tables(inner, path, found),
+            _ => {}
+        }
+        path.pop();
+    }
+}
+
+/// `server`, `store` or a section of an upstream (`upstream[1].retry`).
+fn is_known_table(path: &[Segment]) -> bool {
+    let names = keys::names(path);
+    matches!(
+        names.as_slice(),
+        ["server" | "store"] | ["upstream", "limit" | "queue" | "retry" | "breaker"]
+    )
 }
 
 /// Deserializes the document, reporting and removing each key serde rejects.
@@ -60,9 +103,12 @@ fn deserialize(mut table: Table, index: &KeyIndex, problems: &mut Problems<'_, '
             return RawConfig::default();
         };
         let key = entry.dotted();
-        problems.add(key.clone(), err.span(), tidy(err.message(), &key));
+        let again = removed.contains(&entry.path);
+        if !again {
+            problems.add(key.clone(), err.span(), tidy(err.message(), &key));
+        }
         match keys::remove(&mut table, &entry.path) {
-            Some(path) if !removed.contains(&path) => removed.push(path),
+            Some(_) if !again => removed.push(entry.path.clone()),
             // Nothing left to remove: give up on the schema, keep what was reported.
             _ => return RawConfig::default(),
         }

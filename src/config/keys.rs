@@ -45,16 +45,21 @@ impl KeyIndex {
         KeyIndex { entries }
     }
 
-    /// The innermost key whose key or value contains `offset`.
+    /// The key at `offset`, else the innermost key whose value contains it. (A key comes
+    /// first: in `[upstream.retry]`, `upstream` is at column 2 although the header, the
+    /// "value" of `retry`, spans the whole line.)
     pub fn locate(&self, offset: usize) -> Option<&Entry> {
         let contains = |span: &Option<Range<usize>>| {
             span.as_ref()
                 .is_some_and(|s| s.contains(&offset) || s.start == offset)
         };
-        self.entries
-            .iter()
-            .filter(|e| contains(&e.key_span) || contains(&e.span))
-            .max_by_key(|e| e.path.len())
+        let innermost = |by_key: bool| {
+            self.entries
+                .iter()
+                .filter(|e| contains(if by_key { &e.key_span } else { &e.span }))
+                .max_by_key(|e| e.path.len())
+        };
+        innermost(true).or_else(|| innermost(false))
     }
 
     /// The entry for a dotted key such as `upstream[0].retry`.
@@ -90,6 +95,16 @@ pub(super) fn dotted(path: &[Segment]) -> String {
         }
     }
     out
+}
+
+/// The key names of a path, without array indices: `upstream[1].retry` -> `upstream`, `retry`.
+pub(super) fn names(path: &[Segment]) -> Vec<&str> {
+    path.iter()
+        .filter_map(|segment| match segment {
+            Segment::Key(key) => Some(key.as_str()),
+            Segment::Index(_) => None,
+        })
+        .collect()
 }
 
 fn walk_table(table: &dyn TableLike, path: &mut Vec<Segment>, out: &mut Vec<Entry>) {

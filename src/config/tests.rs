@@ -594,6 +594,34 @@ fn unknown_top_level_sections() {
 }
 
 #[test]
+fn wrong_brackets_are_explained() {
+    assert_single(
+        "[[server]]\nlisten = \"x\"\n",
+        "server",
+        1,
+        3,
+        "write `[server]`",
+    );
+    let text = format!("{UPSTREAM}[[upstream.retry]]\nmax_attempts = 1\n");
+    assert_single(
+        &text,
+        "upstream[0].retry",
+        5,
+        12,
+        "write `[upstream.retry]`",
+    );
+    // A section of an upstream, with no `[[upstream]]` before it.
+    assert_single(
+        "[upstream.retry]\nmax_attempts = 1\n",
+        "upstream",
+        1,
+        2,
+        "[[upstream]]",
+    );
+    assert_single("[[servers]]\n", "servers", 1, 3, "did you mean `server`");
+}
+
+#[test]
 fn index_counts_upstreams_in_file_order() {
     let second = "[[upstream]]\nname = \"b\"\nprefix = \"/b\"\nurl = \"http://h\"\n[upstream.retry]\nmax_delay = \"1x\"\n";
     assert_single(

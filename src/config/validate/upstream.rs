@@ -1,7 +1,9 @@
 //! Checks of each `[[upstream]]` and its sections, and of what must be unique across them.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
 
 use super::super::defaults;
 use super::super::raw::{RawBreaker, RawLimit, RawQueue, RawRetry, RawUpstream};
@@ -18,121 +20,161 @@ const QUEUE_DEPTH: std::ops::RangeInclusive<i64> = 1..=1_000_000;
 const MAX_ATTEMPTS: std::ops::RangeInclusive<i64> = 1..=100;
 const U32: std::ops::RangeInclusive<i64> = 1..=u32::MAX as i64;
 
-/// Checks every upstream; `None` in place of one that lacks a required key.
+/// Checks every upstream; `None` in place of one whose name, prefix or url is unusable.
+/// (Any problem makes the whole check fail; the `None`s only spare inventing values.)
 pub(super) fn check_all(
     checker: &mut Checker<'_, '_, '_>,
     raws: Vec<RawUpstream>,
     base_dir: &Path,
 ) -> Vec<Option<UpstreamConfig>> {
-    let mut names: HashMap<String, usize> = HashMap::new();
-    let mut prefixes: HashMap<String, usize> = HashMap::new();
-    let mut out = Vec::with_capacity(raws.len());
-    for (index, raw) in raws.into_iter().enumerate() {
-        let at = format!("upstream[{index}]");
-        let name = checker
-            .required(&format!("{at}.name"), &raw.name)
-            .and_then(|name| {
-                let key = format!("{at}.name");
-                let text = name.get_ref();
-                if let Err(message) = rules::check_name(text) {
-                    checker.problem(&key, Some(name.span()), message);
-                } else if let Some(first) = names.get(text) {
-                    let message = format!("duplicate name {text:?}: upstream[{first}] has it too");
-                    checker.problem(&key, Some(name.span()), message);
-                } else {
-                    names.insert(text.clone(), index);
-                    return Some(text.clone());
-                }
-                None
-            });
-        let prefix = checker
-            .required(&format!("{at}.prefix"), &raw.prefix)
-            .and_then(|prefix| {
-                let key = format!("{at}.prefix");
-                match rules::normalize_prefix(prefix.get_ref()) {
-                    Err(message) => checker.problem(&key, Some(prefix.span()), message),
-                    Ok(normal) => match prefixes.get(&normal) {
-                        Some(first) => {
-                            let message = format!(
-                                "duplicate prefix {normal:?}: upstream[{first}] has it too \
-                             (trailing `/` ignored)"
-                            );
-                            checker.problem(&key, Some(prefix.span()), message);
-                        }
-                        None => {
-                            prefixes.insert(normal.clone(), index);
-                            return Some(normal);
-                        }
-                    },
-                }
-                None
-            });
-        let url = checker
-            .required(&format!("{at}.url"), &raw.url)
-            .and_then(|url| {
-                let problems = rules::check_url(url.get_ref());
-                let key = format!("{at}.url");
-                for message in &problems.1 {
-                    checker.problem(&key, Some(url.span()), message.clone());
-                }
-                problems.0
-            });
-        let ca_file = raw.ca_file.as_ref().and_then(|file| {
-            let key = format!("{at}.ca_file");
-            let path = base_dir.join(file.get_ref());
-            let plain_http = url.as_ref().is_some_and(|url| url.scheme() == "http");
-            let result = if plain_http {
-                Err("is only used for https upstreams, and this url is http".to_owned())
-            } else {
-                rules::check_ca_file(file.get_ref(), &path)
-            };
-            match result {
-                Ok(()) => Some(path),
-                Err(message) => {
-                    checker.problem(&key, Some(file.span()), message);
-                    None
-                }
+    let mut seen = Seen::default();
+    raws.into_iter()
+        .enumerate()
+        .map(|(index, raw)| check_one(checker, &mut seen, index, raw, base_dir))
+        .collect()
+}
+
+/// What earlier upstreams use already: value -> index of the first one.
+#[derive(Default)]
+struct Seen {
+    names: HashMap<String, usize>,
+    prefixes: HashMap<String, usize>,
+}
+
+fn check_one(
+    checker: &mut Checker<'_, '_, '_>,
+    seen: &mut Seen,
+    index: usize,
+    raw: RawUpstream,
+    base_dir: &Path,
+) -> Option<UpstreamConfig> {
+    let at = format!("upstream[{index}]");
+    let name = check_name(checker, &mut seen.names, index, &at, &raw.name);
+    let prefix = check_prefix(checker, &mut seen.prefixes, index, &at, &raw.prefix);
+    let url = check_url(checker, &at, &raw.url);
+    let ca_file = check_ca_file(checker, &at, &raw.ca_file, url.as_ref(), base_dir);
+    let max_concurrency = checker.int(
+        &format!("{at}.max_concurrency"),
+        &raw.max_concurrency,
+        MAX_CONCURRENCY,
+        defaults::MAX_CONCURRENCY,
+    );
+    let connect_timeout = checker.duration(
+        &format!("{at}.connect_timeout"),
+        &raw.connect_timeout,
+        defaults::CONNECT_TIMEOUT,
+    );
+    let timeout = checker.duration(&format!("{at}.timeout"), &raw.timeout, defaults::TIMEOUT);
+    let limit = raw.limit.and_then(|limit| check_limit(checker, &at, limit));
+    let queue = check_queue(checker, &at, raw.queue.unwrap_or_default());
+    let retry = check_retry(checker, &at, raw.retry.unwrap_or_default());
+    let breaker = check_breaker(checker, &at, raw.breaker.unwrap_or_default());
+    Some(UpstreamConfig {
+        name: name?,
+        prefix: prefix?,
+        url: url?,
+        max_concurrency,
+        connect_timeout,
+        timeout,
+        ca_file,
+        limit,
+        queue,
+        retry,
+        breaker,
+    })
+}
+
+/// `name`: valid and not used by an earlier upstream.
+fn check_name(
+    checker: &mut Checker<'_, '_, '_>,
+    seen: &mut HashMap<String, usize>,
+    index: usize,
+    at: &str,
+    raw: &Option<Spanned<String>>,
+) -> Option<String> {
+    let key = format!("{at}.name");
+    let name = checker.required(&key, raw)?;
+    let message = match rules::check_name(name.get_ref()) {
+        Err(message) => message,
+        Ok(()) => match seen.get(name.get_ref()) {
+            Some(first) => format!(
+                "duplicate name {:?}: upstream[{first}] has it too",
+                name.get_ref()
+            ),
+            None => {
+                seen.insert(name.get_ref().clone(), index);
+                return Some(name.get_ref().clone());
             }
-        });
-        let max_concurrency = checker.int(
-            &format!("{at}.max_concurrency"),
-            &raw.max_concurrency,
-            MAX_CONCURRENCY,
-            defaults::MAX_CONCURRENCY,
-        );
-        let connect_timeout = checker.duration(
-            &format!("{at}.connect_timeout"),
-            &raw.connect_timeout,
-            defaults::CONNECT_TIMEOUT,
-        );
-        let timeout = checker.duration(&format!("{at}.timeout"), &raw.timeout, defaults::TIMEOUT);
-        let limit = raw.limit.map(|limit| check_limit(checker, &at, limit));
-        let queue = check_queue(checker, &at, raw.queue.unwrap_or_default());
-        let retry = check_retry(checker, &at, raw.retry.unwrap_or_default());
-        let breaker = check_breaker(checker, &at, raw.breaker.unwrap_or_default());
-        let complete = raw.ca_file.is_none() || ca_file.is_some();
-        out.push(match (name, prefix, url, limit) {
-            (Some(name), Some(prefix), Some(url), limit)
-                if complete && !matches!(limit, Some(None)) =>
-            {
-                Some(UpstreamConfig {
-                    name,
-                    prefix,
-                    url,
-                    max_concurrency,
-                    connect_timeout,
-                    timeout,
-                    ca_file,
-                    limit: limit.flatten(),
-                    queue,
-                    retry,
-                    breaker,
-                })
+        },
+    };
+    checker.problem(&key, Some(name.span()), message);
+    None
+}
+
+/// `prefix`: valid and, normalised, not used by an earlier upstream.
+fn check_prefix(
+    checker: &mut Checker<'_, '_, '_>,
+    seen: &mut HashMap<String, usize>,
+    index: usize,
+    at: &str,
+    raw: &Option<Spanned<String>>,
+) -> Option<String> {
+    let key = format!("{at}.prefix");
+    let prefix = checker.required(&key, raw)?;
+    let message = match rules::normalize_prefix(prefix.get_ref()) {
+        Err(message) => message,
+        Ok(normal) => match seen.get(&normal) {
+            Some(first) => format!(
+                "duplicate prefix {normal:?}: upstream[{first}] has it too (a trailing `/` \
+                 does not count)"
+            ),
+            None => {
+                seen.insert(normal.clone(), index);
+                return Some(normal);
             }
-            _ => None,
-        });
+        },
+    };
+    checker.problem(&key, Some(prefix.span()), message);
+    None
+}
+
+fn check_url(
+    checker: &mut Checker<'_, '_, '_>,
+    at: &str,
+    raw: &Option<Spanned<String>>,
+) -> Option<url::Url> {
+    let key = format!("{at}.url");
+    let url = checker.required(&key, raw)?;
+    let (parsed, problems) = rules::check_url(url.get_ref());
+    for message in problems {
+        checker.problem(&key, Some(url.span()), message);
     }
-    out
+    parsed
+}
+
+/// `ca_file`, resolved against `base_dir`: `None` when absent or unusable.
+fn check_ca_file(
+    checker: &mut Checker<'_, '_, '_>,
+    at: &str,
+    raw: &Option<Spanned<String>>,
+    url: Option<&url::Url>,
+    base_dir: &Path,
+) -> Option<PathBuf> {
+    let file = raw.as_ref()?;
+    let path = base_dir.join(file.get_ref());
+    let result = match url {
+        Some(url) if url.scheme() == "http" => {
+            Err("is only used for https upstreams, and this url is http".to_owned())
+        }
+        _ => rules::check_ca_file(file.get_ref(), &path),
+    };
+    match result {
+        Ok(()) => Some(path),
+        Err(message) => {
+            checker.problem(&format!("{at}.ca_file"), Some(file.span()), message);
+            None
+        }
+    }
 }
 
 fn check_limit(checker: &mut Checker<'_, '_, '_>, at: &str, raw: RawLimit) -> Option<LimitConfig> {
