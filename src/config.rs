@@ -183,6 +183,21 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 ///
 /// Relative `ca_file` paths are resolved against the directory of `file`, or against the
 /// current directory when `file` is `None`.
+///
+/// ```
+/// let text = "[server]\nlisten = \"nowhere\"\n\n[[upstream]]\nname = \"a\"\nlimt = 3\n";
+/// let err = headroom::config::from_str(text, None).expect_err("four problems");
+/// let found: Vec<_> = err.problems.iter().map(|p| (p.key.as_str(), p.position)).collect();
+/// assert_eq!(
+///     found,
+///     [
+///         ("server.listen", Some((2, 10))),
+///         ("upstream[0].prefix", Some((4, 1))), // missing: at its `[[upstream]]`
+///         ("upstream[0].url", Some((4, 1))),
+///         ("upstream[0].limt", Some((6, 1))),
+///     ]
+/// );
+/// ```
 pub fn from_str(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
     let source = source::Source::new(text, file);
     let base_dir = file.and_then(Path::parent).unwrap_or_else(|| Path::new(""));

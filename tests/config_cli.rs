@@ -173,6 +173,39 @@ fn every_problem_is_printed_one_per_line() {
     }
 }
 
+/// `ca_file` is relative to the configuration file, not to the current directory.
+#[test]
+fn relative_ca_file_is_found_next_to_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    std::fs::create_dir(dir.path().join("certs")).expect("mkdir");
+    std::fs::write(dir.path().join("certs/ca.pem"), cert.cert.pem()).expect("write cert");
+    let text = UPSTREAM.replace("http://", "https://") + "ca_file = \"certs/ca.pem\"\n";
+    let path = write(dir.path(), &text);
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(HEADROOM)
+        .args(["check-config", path.to_str().expect("utf-8 path")])
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("run headroom");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    std::fs::remove_file(dir.path().join("certs/ca.pem")).expect("remove cert");
+    let (run, _, _dir) = check_config(&text);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr
+            .contains(":5:11: `upstream[0].ca_file`: cannot read"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn unreadable_file_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");

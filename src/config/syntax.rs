@@ -127,7 +127,8 @@ impl Context {
                 table.extend(names.into_iter().map(Segment::Key));
                 dotted(&table)
             }),
-            Statement::Header if !table.is_empty() => Some(dotted(&table)),
+            // The headers above were followed down to this one, if it reads as a header.
+            Statement::Header => header(line.trim()).map(|_| dotted(&table)),
             _ => None,
         };
         Context { statement, key }

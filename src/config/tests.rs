@@ -724,6 +724,15 @@ fn a_broken_header_stops_checking() {
 }
 
 #[test]
+fn a_repeated_table_is_named() {
+    let found = problems("[server]\n[store]\nredis_url = \"redis://h\"\n[server]\n");
+    assert_eq!(keys(&found), ["server"]);
+    assert_eq!(found[0].position.map(|(line, _)| line), Some(4));
+    let found = problems("[server]\nlisten = \"127.0.0.1:1\"\n[upstream\n");
+    assert_eq!(keys(&found), ["(syntax)"]);
+}
+
+#[test]
 fn duplicate_key_is_a_syntax_error_at_its_line() {
     let found = problems(&format!("{UPSTREAM}name = \"b\"\n"));
     assert_eq!(keys(&found), ["upstream[0].name"]);
@@ -857,5 +866,87 @@ impl<'de> serde::Deserializer<'de> for FieldNames {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
         option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
         ignored_any
+    }
+}
+
+/// Mangled versions of the example never panic, and every problem they give has a key and
+/// a position inside the text.
+#[test]
+fn mangled_files_never_panic() {
+    let example = include_str!("../../config/headroom.toml");
+    let lines: Vec<&str> = example.lines().collect();
+    let pieces = [
+        "[",
+        "]",
+        "[[",
+        "]]",
+        "=",
+        "\"",
+        "'",
+        "\"\"\"",
+        "{",
+        "}",
+        ",",
+        ".",
+        "#",
+        "\n",
+        " ",
+        "0",
+        "-1",
+        "x",
+        "é",
+        "\r\n",
+        "[upstream.x]",
+        "[[upstream]]",
+        "a = [1,",
+        "\\",
+    ];
+    // A small deterministic generator: the test is the same on every run.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move |bound: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) as usize) % bound.max(1)
+    };
+    for round in 0..400 {
+        let mut text: Vec<String> = lines.iter().map(|line| (*line).to_owned()).collect();
+        for _ in 0..1 + round % 4 {
+            let at = next(text.len());
+            match next(4) {
+                0 => {
+                    text.remove(at);
+                }
+                1 => {
+                    let copy = text[next(text.len())].clone();
+                    text.insert(at, copy);
+                }
+                _ => {
+                    let line = &mut text[at];
+                    let cut = (0..=line.len())
+                        .filter(|&i| line.is_char_boundary(i))
+                        .nth(next(line.chars().count() + 1))
+                        .unwrap_or(0);
+                    line.insert_str(cut, pieces[next(pieces.len())]);
+                }
+            }
+        }
+        let text = text.join("\n");
+        let line_count = text.split('\n').count();
+        if let Err(err) = from_str(&text, None) {
+            assert!(!err.problems.is_empty());
+            for problem in &err.problems {
+                assert!(
+                    !problem.key.is_empty() && !problem.message.is_empty(),
+                    "{problem:?}"
+                );
+                if let Some((line, column)) = problem.position {
+                    assert!(
+                        line >= 1 && line <= line_count && column >= 1,
+                        "{problem:?}\n{text}"
+                    );
+                }
+            }
+        }
     }
 }
