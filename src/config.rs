@@ -7,6 +7,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod defaults;
+mod document;
+mod keys;
+mod raw;
+mod source;
+mod syntax;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
 /// The whole configuration file.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -151,13 +162,48 @@ impl std::fmt::Display for Problem {
 }
 
 /// Reads and validates a configuration file.
+///
+/// A file that cannot be read gives one problem with the key `(file)` and the OS error.
+/// Relative `ca_file` paths are resolved against the directory of `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let _ = path;
-    todo!("config loading")
+    match std::fs::read_to_string(path) {
+        Ok(text) => from_str(&text, Some(path)),
+        Err(err) => Err(ConfigError {
+            problems: vec![Problem {
+                file: Some(path.to_path_buf()),
+                key: "(file)".to_owned(),
+                position: None,
+                message: format!("cannot read the configuration file: {err}"),
+            }],
+        }),
+    }
 }
 
 /// Parses and validates configuration text (`file` only labels the problems).
+///
+/// Relative `ca_file` paths are resolved against the directory of `file`, or against the
+/// current directory when `file` is `None`.
+///
+/// ```
+/// let text = "[server]\nlisten = \"nowhere\"\n\n[[upstream]]\nname = \"a\"\nlimt = 3\n";
+/// let err = headroom::config::from_str(text, None).expect_err("four problems");
+/// let found: Vec<_> = err.problems.iter().map(|p| (p.key.as_str(), p.position)).collect();
+/// assert_eq!(
+///     found,
+///     [
+///         ("server.listen", Some((2, 10))),
+///         ("upstream[0].prefix", Some((4, 1))), // missing: at its `[[upstream]]`
+///         ("upstream[0].url", Some((4, 1))),
+///         ("upstream[0].limt", Some((6, 1))),
+///     ]
+/// );
+/// ```
 pub fn from_str(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
-    let _ = (text, file);
-    todo!("config parsing")
+    let source = source::Source::new(text, file);
+    let base_dir = file.and_then(Path::parent).unwrap_or_else(|| Path::new(""));
+    let (config, problems) = document::check(&source, base_dir);
+    match config {
+        Some(config) if problems.is_empty() => Ok(config),
+        _ => Err(ConfigError { problems }),
+    }
 }

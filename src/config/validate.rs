@@ -1,0 +1,253 @@
+//! Semantic checks: from the file as written (`raw`) to the `Config` the gateway reads,
+//! collecting every problem with its key and place. Defaults come from `defaults`.
+
+use std::net::SocketAddr;
+use std::ops::{Range, RangeInclusive};
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::keys::KeyIndex;
+use super::raw::{HumanDuration, RawConfig, RawServer, RawStore};
+use super::source::Problems;
+use super::{Config, ServerConfig, StoreConfig};
+
+mod upstream;
+
+/// Longest duration accepted anywhere (a year and a day): beyond it a typo is more likely than
+/// intent, and deadlines computed from it must not overflow.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+/// `server.max_header_bytes` bounds.
+const HEADER_BYTES: RangeInclusive<i64> = 1024..=1024 * 1024;
+
+/// Checks and converts the whole file; `None` if anything was wrong (see `problems`).
+pub(super) fn validate(
+    raw: RawConfig,
+    index: &KeyIndex,
+    base_dir: &Path,
+    problems: &mut Problems<'_, '_>,
+) -> Option<Config> {
+    let before = problems.len();
+    let mut checker = Checker { index, problems };
+    let server = checker.server(raw.server.unwrap_or_default());
+    let upstreams = upstream::check_all(&mut checker, raw.upstream.unwrap_or_default(), base_dir);
+    let store = raw.store.map(|store| checker.store(store));
+    let complete = upstreams.iter().all(Option::is_some) && !matches!(store, Some(None));
+    (problems.len() == before && complete).then(|| Config {
+        server,
+        upstreams: upstreams.into_iter().flatten().collect(),
+        store: store.flatten(),
+    })
+}
+
+/// Records problems, placing each at its value, or at the key or table that holds it.
+pub(super) struct Checker<'c, 's, 'a> {
+    index: &'c KeyIndex,
+    problems: &'c mut Problems<'s, 'a>,
+}
+
+impl Checker<'_, '_, '_> {
+    /// A problem at `span`, or (without one) wherever the file has `key` or its table.
+    fn problem(&mut self, key: &str, span: Option<Range<usize>>, message: impl Into<String>) {
+        let span = span.or_else(|| self.index.place(key));
+        self.problems.add(key, span, message);
+    }
+
+    /// A required key, or a problem saying it is missing.
+    fn required<'v, T>(
+        &mut self,
+        key: &str,
+        value: &'v Option<Spanned<T>>,
+    ) -> Option<&'v Spanned<T>> {
+        if value.is_none() {
+            let name = key.rsplit('.').next().unwrap_or(key);
+            self.problem(key, None, format!("missing required key `{name}`"));
+        }
+        value.as_ref()
+    }
+
+    /// An integer within `range`, or `default` when absent.
+    fn int<T: TryFrom<i64> + Copy>(
+        &mut self,
+        key: &str,
+        value: &Option<Spanned<i64>>,
+        range: RangeInclusive<i64>,
+        default: T,
+    ) -> T {
+        let Some(value) = value else {
+            return default;
+        };
+        let number = *value.get_ref();
+        match T::try_from(number) {
+            Ok(converted) if range.contains(&number) => converted,
+            _ => {
+                let message = if *range.end() == i64::MAX {
+                    format!("must be at least {}, got {number}", range.start())
+                } else {
+                    format!(
+                        "must be between {} and {}, got {number}",
+                        range.start(),
+                        range.end()
+                    )
+                };
+                self.problem(key, Some(value.span()), message);
+                default
+            }
+        }
+    }
+
+    /// A duration greater than zero and at most `MAX_DURATION`, or `default` when absent.
+    fn duration(
+        &mut self,
+        key: &str,
+        value: &Option<Spanned<HumanDuration>>,
+        default: Duration,
+    ) -> Duration {
+        let Some(value) = value else {
+            return default;
+        };
+        let duration = value.get_ref().0;
+        if duration.is_zero() {
+            self.problem(key, Some(value.span()), "must be greater than zero");
+        } else if duration > MAX_DURATION {
+            self.problem(
+                key,
+                Some(value.span()),
+                format!(
+                    "must be at most {} (366 days), got {}",
+                    humantime::format_duration(MAX_DURATION),
+                    humantime::format_duration(duration)
+                ),
+            );
+        } else {
+            return duration;
+        }
+        default
+    }
+
+    /// A socket address such as `127.0.0.1:8080`, or `default` when absent.
+    fn socket_addr(
+        &mut self,
+        key: &str,
+        value: &Option<Spanned<String>>,
+        default: SocketAddr,
+    ) -> Option<SocketAddr> {
+        let Some(value) = value else {
+            return Some(default);
+        };
+        match value.get_ref().trim().parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.problem(
+                    key,
+                    Some(value.span()),
+                    format!(
+                        "{:?} is not an IP address and port such as \"127.0.0.1:8080\", \
+                         \"0.0.0.0:8080\" or \"[::1]:8080\" (host names are not accepted)",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn server(&mut self, raw: RawServer) -> ServerConfig {
+        let default = ServerConfig::default();
+        let listen = self.socket_addr("server.listen", &raw.listen, default.listen);
+        let admin_listen = self.socket_addr(
+            "server.admin_listen",
+            &raw.admin_listen,
+            default.admin_listen,
+        );
+        if let (Some(listen), Some(admin)) = (listen, admin_listen) {
+            if listeners_clash(listen, admin) {
+                let span = raw
+                    .admin_listen
+                    .as_ref()
+                    .or(raw.listen.as_ref())
+                    .map(Spanned::span);
+                let key = if raw.admin_listen.is_some() {
+                    "server.admin_listen"
+                } else {
+                    "server.listen"
+                };
+                self.problem(
+                    key,
+                    span,
+                    format!(
+                        "`listen` ({listen}) and `admin_listen` ({admin}) would bind the same \
+                         port; give them different ports"
+                    ),
+                );
+            }
+        }
+        ServerConfig {
+            listen: listen.unwrap_or(default.listen),
+            admin_listen: admin_listen.unwrap_or(default.admin_listen),
+            drain_timeout: self.duration(
+                "server.drain_timeout",
+                &raw.drain_timeout,
+                default.drain_timeout,
+            ),
+            max_request_body: self.int(
+                "server.max_request_body",
+                &raw.max_request_body,
+                1..=i64::MAX,
+                default.max_request_body,
+            ),
+            max_header_bytes: self.int(
+                "server.max_header_bytes",
+                &raw.max_header_bytes,
+                HEADER_BYTES,
+                default.max_header_bytes,
+            ),
+        }
+    }
+
+    fn store(&mut self, raw: RawStore) -> Option<StoreConfig> {
+        let value = self.required("store.redis_url", &raw.redis_url)?;
+        let text = value.get_ref();
+        let problem = match url::Url::parse(text) {
+            Err(err) => Some(format!("{text:?} is not a valid URL: {err}")),
+            Ok(url) => match url.scheme() {
+                "redis" | "rediss" if url.host_str().is_none_or(str::is_empty) => {
+                    Some(format!("{text:?} has no host"))
+                }
+                "redis" | "rediss" => None,
+                "unix" if url.path().is_empty() || url.path() == "/" => {
+                    Some(format!("{text:?} has no socket path"))
+                }
+                "unix" => None,
+                other => Some(format!(
+                    "scheme must be `redis`, `rediss` or `unix`, not `{other}`"
+                )),
+            },
+        };
+        match problem {
+            Some(message) => {
+                self.problem("store.redis_url", Some(value.span()), message);
+                None
+            }
+            None => Some(StoreConfig {
+                redis_url: text.clone(),
+            }),
+        }
+    }
+}
+
+/// Whether two listeners would fight over one port: same port (not 0, which picks a free
+/// one) on the same address, or on a wildcard address that covers the other (`[::]` also
+/// covers IPv4 on a dual-stack host).
+fn listeners_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    let (a, b) = (a.ip(), b.ip());
+    if a.is_ipv4() == b.is_ipv4() {
+        a == b || a.is_unspecified() || b.is_unspecified()
+    } else {
+        (a.is_ipv6() && a.is_unspecified()) || (b.is_ipv6() && b.is_unspecified())
+    }
+}
