@@ -1,57 +1,53 @@
-//! The supplier simulator: an HTTP server with a quota, a rate-limit header convention and
+//! The supplier simulator: an HTTP/1.1 server with a quota, a rate-limit header convention and
 //! injectable faults. It is the upstream for `headroom demo`, the tests and the benchmarks.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use headroom::sim::{start, Convention, SimArgs};
+//! let sim = start(SimArgs { limit: 5, convention: Convention::Ietf, ..SimArgs::default() }).await?;
+//! println!("supplier at {}", sim.url());
+//! // ... send traffic ...
+//! println!("{} requests, {} rate limited", sim.stats().requests, sim.stats().rate_limited);
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Each supplier request (every path but `/__stats*`) goes through, in order:
+//! 1. `--reset-rate`: its TCP connection is reset (RST), unanswered; not counted in the quota.
+//! 2. The quota: fixed windows of `--window` aligned to the Unix epoch, `--limit` requests
+//!    each (0: no quota); beyond it, `429 {"error":"rate_limited"}`.
+//! 3. `--latency`: a delay before the response (429s included).
+//! 4. `--fail-rate`: admitted requests answered 500, 502, 503 in turn (no `Retry-After`).
+//! 5. The endpoint:
+//!    - `GET /bytes/<n>`: `n` bytes (up to 64 GiB), byte `i` being `i % 251`, streamed in
+//!      64 KiB chunks with `Content-Length`;
+//!    - `POST|PUT /upload`: reads the body streaming, `{"bytes": n, "fnv1a64": "<hex>"}`;
+//!    - `* /echo`: method, path, raw query, headers (name -> values), `body_len`, and `body`
+//!      (UTF-8 lossy) when shorter than 64 KiB;
+//!    - `GET /status/<code>` (200..=599): that status with `{"status": code}`;
+//!    - anything else: `{"method", "path", "query", "window_admitted", "record"}` with a
+//!      small FSMA 204 traceability record.
+//!
+//! Every response carries the convention's rate-limit headers (see [`headers`]) and echoes
+//! the request's `x-request-id` headers. `GET /__stats` serves [`Stats`];
+//! `POST /__stats/reset` zeroes them; neither is counted, limited, delayed nor faulty.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+mod args;
+mod body;
+pub mod clock;
+mod faults;
+pub mod fnv;
+pub mod headers;
+pub mod quota;
+mod routes;
+mod server;
+mod service;
+mod stats;
 
-/// How the simulator announces its quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Convention {
-    /// GitHub: `x-ratelimit-limit/remaining/used/reset` (epoch seconds) and `x-ratelimit-resource`.
-    Github,
-    /// `X-RateLimit-Limit/Remaining/Reset` with a delta-seconds reset.
-    Delta,
-    /// Latest IETF draft: `RateLimit-Policy: "default";q=N;w=W` and `RateLimit: "default";r=R;t=T`.
-    Ietf,
-    /// IETF draft -07: `RateLimit: limit=N, remaining=R, reset=T` and `RateLimit-Policy: N;w=W`.
-    #[value(name = "ietf-07")]
-    Ietf07,
-    /// Discord: `X-RateLimit-Limit/Remaining/Reset` (epoch, decimals) and `Reset-After`, `Bucket`.
-    Discord,
-    /// Nothing on success; `Retry-After: <seconds>` on 429.
-    RetryAfter,
-    /// Nothing on success; `Retry-After: <HTTP-date>` on 429.
-    RetryAfterDate,
-}
-
-/// `headroom simulate` options.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SimArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8081")]
-    pub listen: SocketAddr,
-    /// Requests allowed per window.
-    #[arg(long, default_value_t = 20)]
-    pub limit: u32,
-    /// Window length (fixed window), e.g. `2s`, `1m`.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    pub window: Duration,
-    /// Header convention.
-    #[arg(long, value_enum, default_value_t = Convention::Github)]
-    pub convention: Convention,
-    /// Share of requests answered with a 5xx (0.0..=1.0).
-    #[arg(long, default_value_t = 0.0)]
-    pub fail_rate: f64,
-    /// Added delay before each response, e.g. `50ms`.
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
-    pub latency: Duration,
-    /// Share of requests whose connection is reset instead of answered (0.0..=1.0).
-    #[arg(long, default_value_t = 0.0)]
-    pub reset_rate: f64,
-}
-
-/// Runs the simulator until SIGINT/SIGTERM.
-pub async fn run(args: SimArgs) -> std::io::Result<()> {
-    let _ = args;
-    todo!("simulator")
-}
+pub use args::{Convention, SimArgs, MAX_WINDOW, MIN_WINDOW};
+pub use body::{pattern_byte, CHUNK, PATTERN_PERIOD};
+pub use fnv::Fnv1a64;
+pub use routes::{ECHO_BODY_LIMIT, MAX_BYTES};
+pub use server::{run, start, SimHandle, DRAIN_TIMEOUT};
+pub use service::{STATS_PATH, STATS_RESET_PATH};
+pub use stats::{Stats, WindowStats, MAX_WINDOWS};
