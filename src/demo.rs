@@ -65,7 +65,11 @@ pub async fn run() -> Result<(), DemoError> {
     }));
 
     println!("Headroom demo");
-    println!("  simulated supplier  http://{} ({QUOTA} requests per {}s, GitHub-style headers)", supplier.addr(), WINDOW.as_secs());
+    println!(
+        "  simulated supplier  http://{} ({QUOTA} requests per {}s, GitHub-style headers)",
+        supplier.addr(),
+        WINDOW.as_secs()
+    );
     println!("  Headroom proxy      http://{proxy}/supplier-a/...");
     println!("  admin               http://{admin}/healthz");
     println!();
@@ -84,7 +88,9 @@ pub async fn run() -> Result<(), DemoError> {
     println!("  upstream 429s       {}", stats.rate_limited);
     println!("  time                {:.2}s", elapsed.as_secs_f64());
     println!();
-    println!("Headroom forwards and streams today; the quota engine (pacing, retries) is the next step,");
+    println!(
+        "Headroom forwards and streams today; the quota engine (pacing, retries) is the next step,"
+    );
     println!("so the supplier still answers 429 once the quota is spent.");
 
     let _ = stop.send(());

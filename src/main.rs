@@ -55,7 +55,11 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { file }) => check_config(&file),
         Some(Command::Demo) => {
             headroom::logging::init_quiet();
-            report(runtime.block_on(headroom::demo::run()).map_err(anyhow::Error::from))
+            report(
+                runtime
+                    .block_on(headroom::demo::run())
+                    .map_err(anyhow::Error::from),
+            )
         }
         Some(Command::Simulate(args)) => {
             headroom::logging::init();
