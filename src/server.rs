@@ -94,7 +94,6 @@ impl Gateway {
 
         shutdown.await;
         let _ = stop_tx.send(true);
-        tracing::info!(drain_timeout = ?self.drain_timeout, "stopped accepting; draining in-flight requests");
         let _ = proxy.await;
         let _ = tokio::time::timeout(self.drain_timeout, admin).await;
         tracing::info!("shutdown complete");
@@ -163,6 +162,7 @@ async fn serve_proxy(
         });
     }
     drop(listener);
+    tracing::info!(?drain_timeout, "stopped accepting; draining in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => tracing::debug!("all client connections closed"),
         () = tokio::time::sleep(drain_timeout) => {
