@@ -162,7 +162,10 @@ async fn serve_proxy(
         });
     }
     drop(listener);
-    tracing::info!(?drain_timeout, "stopped accepting; draining in-flight requests");
+    tracing::info!(
+        ?drain_timeout,
+        "stopped accepting; draining in-flight requests"
+    );
     tokio::select! {
         () = graceful.shutdown() => tracing::debug!("all client connections closed"),
         () = tokio::time::sleep(drain_timeout) => {
