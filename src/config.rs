@@ -65,6 +65,8 @@ pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
     /// `[upstream.limit]`: optional static ceiling.
     pub limit: Option<LimitConfig>,
+    /// `[upstream.quota]`: how the quota the supplier announces is read and tracked.
+    pub quota: QuotaConfig,
     /// `[upstream.queue]`
     pub queue: QueueConfig,
     /// `[upstream.retry]`
@@ -80,6 +82,44 @@ pub struct LimitConfig {
     pub requests: u32,
     /// `per` (> 0).
     pub per: Duration,
+}
+
+/// `[upstream.quota]`: how the quota the supplier announces in its responses is read and
+/// tracked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaConfig {
+    /// `reset_format`: how a numeric rate-limit reset header is read (default `"auto"`).
+    pub reset_format: ResetFormat,
+    /// `partition_by`: `"header:<Header-Name>"`, one quota per distinct value of that request
+    /// header (e.g. one per API key). Default: none, one quota for the whole upstream.
+    pub partition_by: Option<PartitionBy>,
+    /// `probes`: requests sent before the first response shows how the supplier announces its
+    /// quota, the conservative start (default 2, 1 to 1000).
+    pub probes: u32,
+    /// `max_partitions`: distinct partition keys tracked; beyond it the least recently used
+    /// is forgotten (default 1000, 1 to 1000000).
+    pub max_partitions: usize,
+}
+
+/// `reset_format` of `[upstream.quota]`: how a numeric rate-limit reset header
+/// (`X-RateLimit-Reset` and the like) is read. The default is `Auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetFormat {
+    /// `"auto"`, by magnitude: below 1e9 delta seconds, from 1e9 to below 1e11 Unix epoch
+    /// seconds, 1e11 and above Unix epoch milliseconds.
+    Auto,
+    /// `"delta"`: seconds from now.
+    Delta,
+    /// `"epoch"`: Unix epoch seconds.
+    Epoch,
+}
+
+/// `partition_by` of `[upstream.quota]`: what splits one upstream's quota into several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionBy {
+    /// `"header:<Header-Name>"`: one quota per distinct value of this request header. The
+    /// name is stored lowercase; never a hop-by-hop header nor `host`.
+    Header(http::HeaderName),
 }
 
 /// `[upstream.queue]`
@@ -100,6 +140,10 @@ pub struct RetryConfig {
     pub base_delay: Duration,
     /// `max_delay`: also caps any Retry-After or reset wait (default 30s).
     pub max_delay: Duration,
+    /// `max_body`: request bodies up to this many bytes are buffered so that a retry can
+    /// replay them; larger ones (or bodies of unknown length that turn out larger) are
+    /// streamed and not retried. 0 never buffers (default 1 MiB, at most 1 GiB).
+    pub max_body: u64,
 }
 
 /// `[upstream.breaker]`

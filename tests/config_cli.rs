@@ -71,6 +71,21 @@ fn example_file_exits_0() {
     assert!(run.stdout.contains("ok (2 upstreams)"), "{}", run.stdout);
 }
 
+/// The quota keys and `retry.max_body` at the ends of their ranges are accepted.
+#[test]
+fn quota_and_max_body_limits_are_accepted() {
+    let texts = [
+        "[upstream.quota]\nreset_format = \"delta\"\npartition_by = \"header:X-Api-Key\"\n\
+         probes = 1\nmax_partitions = 1\n[upstream.retry]\nmax_body = 0\n",
+        "[upstream.quota]\nreset_format = \"epoch\"\nprobes = 1000\nmax_partitions = 1000000\n\
+         [upstream.retry]\nmax_body = 1073741824\n",
+    ];
+    for extra in texts {
+        let (run, _, _dir) = check_config(&format!("{UPSTREAM}{extra}"));
+        assert_eq!(run.code, Some(0), "{extra}\n{}", run.stderr);
+    }
+}
+
 /// Each bad file: exit 2, and stderr names the key at `line:col`.
 #[test]
 fn bad_files_exit_2_with_key_and_position() {
@@ -137,6 +152,71 @@ fn bad_files_exit_2_with_key_and_position() {
             "2:13",
         ),
         ("[server\n".to_owned(), "(syntax)", "1:8"),
+        (
+            format!("{UPSTREAM}[upstream.retry]\nmax_body = -1\n"),
+            "upstream[0].retry.max_body",
+            "6:12",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.retry]\nmax_body = 2000000000\n"),
+            "upstream[0].retry.max_body",
+            "6:12",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.quota]\nreset_format = \"ms\"\n"),
+            "upstream[0].quota.reset_format",
+            "6:16",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.quota]\npartition_by = \"X-Api-Key\"\n"),
+            "upstream[0].quota.partition_by",
+            "6:16",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.quota]\npartition_by = \"header:X Api Key\"\n"),
+            "upstream[0].quota.partition_by",
+            "6:16",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.quota]\npartition_by = \"header:Connection\"\n"),
+            "upstream[0].quota.partition_by",
+            "6:16",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.quota]\npartition_by = \"header:Proxy-Authorization\"\n"),
+            "upstream[0].quota.partition_by",
+            "6:16",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.quota]\npartition_by = \"header:Host\"\n"),
+            "upstream[0].quota.partition_by",
+            "6:16",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.quota]\nprobes = 0\n"),
+            "upstream[0].quota.probes",
+            "6:10",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.quota]\nprobes = 1001\n"),
+            "upstream[0].quota.probes",
+            "6:10",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.quota]\nmax_partitions = 0\n"),
+            "upstream[0].quota.max_partitions",
+            "6:18",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.quota]\nmax_partitions = 1000001\n"),
+            "upstream[0].quota.max_partitions",
+            "6:18",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.quota]\nprobs = 3\n"),
+            "upstream[0].quota.probs",
+            "6:1",
+        ),
     ];
     for (text, key, position) in cases {
         let (run, path, _dir) = check_config(&text);

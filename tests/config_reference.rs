@@ -135,6 +135,9 @@ fn example_shows_the_code_defaults() {
     assert_eq!(upstream.max_concurrency, defaults::MAX_CONCURRENCY);
     assert_eq!(upstream.connect_timeout, defaults::CONNECT_TIMEOUT);
     assert_eq!(upstream.timeout, defaults::TIMEOUT);
+    assert_eq!(upstream.quota, config::QuotaConfig::default());
+    assert_eq!(upstream.quota.reset_format, defaults::QUOTA_RESET_FORMAT);
+    assert_eq!(upstream.retry.max_body, defaults::RETRY_MAX_BODY);
     assert_eq!(upstream.queue, config::QueueConfig::default());
     assert_eq!(upstream.retry, config::RetryConfig::default());
     assert_eq!(upstream.breaker, config::BreakerConfig::default());
@@ -149,4 +152,14 @@ fn commented_out_keys_are_valid() {
     let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["upstream[0].ca_file"], "{err}");
     assert!(err.problems[0].message.contains("cannot read"), "{err}");
+}
+
+/// The commented-out `partition_by` of the example, restored, is read as a lowercase header.
+#[test]
+fn commented_out_partition_by_is_read() {
+    let text = uncommented(EXAMPLE).replace("ca_file =", "# ca_file =");
+    let config =
+        config::from_str(&text, Some(&example_path())).unwrap_or_else(|err| panic!("{err}"));
+    let expected = config::PartitionBy::Header(http::HeaderName::from_static("x-api-key"));
+    assert_eq!(config.upstreams[0].quota.partition_by, Some(expected));
 }

@@ -6,7 +6,9 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use super::{BreakerConfig, Config, QueueConfig, RetryConfig, ServerConfig};
+use super::{
+    BreakerConfig, Config, QueueConfig, QuotaConfig, ResetFormat, RetryConfig, ServerConfig,
+};
 
 /// `server.listen`
 pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
@@ -26,6 +28,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `upstream.timeout`
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `upstream.quota.reset_format`
+pub const QUOTA_RESET_FORMAT: ResetFormat = ResetFormat::Auto;
+/// `upstream.quota.probes`
+pub const QUOTA_PROBES: u32 = 2;
+/// `upstream.quota.max_partitions`
+pub const QUOTA_MAX_PARTITIONS: usize = 1000;
+
 /// `upstream.queue.max_depth`
 pub const QUEUE_MAX_DEPTH: usize = 1000;
 /// `upstream.queue.max_wait`
@@ -37,6 +46,8 @@ pub const RETRY_MAX_ATTEMPTS: u32 = 5;
 pub const RETRY_BASE_DELAY: Duration = Duration::from_millis(200);
 /// `upstream.retry.max_delay`
 pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(30);
+/// `upstream.retry.max_body`: 1 MiB.
+pub const RETRY_MAX_BODY: u64 = 1024 * 1024;
 
 /// `upstream.breaker.failure_threshold`
 pub const BREAKER_FAILURE_THRESHOLD: u32 = 5;
@@ -66,6 +77,24 @@ impl Default for ServerConfig {
     }
 }
 
+impl Default for ResetFormat {
+    fn default() -> Self {
+        QUOTA_RESET_FORMAT
+    }
+}
+
+impl Default for QuotaConfig {
+    /// No `partition_by`: one quota for the whole upstream.
+    fn default() -> Self {
+        QuotaConfig {
+            reset_format: QUOTA_RESET_FORMAT,
+            partition_by: None,
+            probes: QUOTA_PROBES,
+            max_partitions: QUOTA_MAX_PARTITIONS,
+        }
+    }
+}
+
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
@@ -81,6 +110,7 @@ impl Default for RetryConfig {
             max_attempts: RETRY_MAX_ATTEMPTS,
             base_delay: RETRY_BASE_DELAY,
             max_delay: RETRY_MAX_DELAY,
+            max_body: RETRY_MAX_BODY,
         }
     }
 }
@@ -96,8 +126,8 @@ impl Default for BreakerConfig {
 
 impl super::UpstreamConfig {
     /// An upstream with the given name, prefix and URL and every other key at its default
-    /// (no `ca_file`, no `[upstream.limit]`). Not validated: for code and tests that build a
-    /// configuration without a file.
+    /// (no `ca_file`, no `[upstream.limit]`, no `quota.partition_by`). Not validated: for code
+    /// and tests that build a configuration without a file.
     pub fn with_defaults(name: &str, prefix: &str, url: url::Url) -> Self {
         super::UpstreamConfig {
             name: name.to_owned(),
@@ -108,6 +138,7 @@ impl super::UpstreamConfig {
             timeout: TIMEOUT,
             ca_file: None,
             limit: None,
+            quota: QuotaConfig::default(),
             queue: QueueConfig::default(),
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),

@@ -84,7 +84,11 @@ fn is_known_table(path: &[Segment]) -> bool {
     let names = keys::names(path);
     matches!(
         names.as_slice(),
-        ["server" | "store"] | ["upstream", "limit" | "queue" | "retry" | "breaker"]
+        ["server" | "store"]
+            | [
+                "upstream",
+                "limit" | "quota" | "queue" | "retry" | "breaker"
+            ]
     )
 }
 
@@ -158,6 +162,7 @@ fn is_upstream_section(name: &str) -> bool {
     matches!(
         name,
         "limit"
+            | "quota"
             | "queue"
             | "retry"
             | "breaker"

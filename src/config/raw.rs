@@ -43,6 +43,7 @@ pub(super) struct RawUpstream {
     pub timeout: Option<Spanned<HumanDuration>>,
     pub ca_file: Option<Spanned<String>>,
     pub limit: Option<RawLimit>,
+    pub quota: Option<RawQuota>,
     pub queue: Option<RawQueue>,
     pub retry: Option<RawRetry>,
     pub breaker: Option<RawBreaker>,
@@ -54,6 +55,16 @@ pub(super) struct RawUpstream {
 pub(super) struct RawLimit {
     pub requests: Option<Spanned<i64>>,
     pub per: Option<Spanned<HumanDuration>>,
+}
+
+/// `[upstream.quota]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQuota {
+    pub reset_format: Option<Spanned<String>>,
+    pub partition_by: Option<Spanned<String>>,
+    pub probes: Option<Spanned<i64>>,
+    pub max_partitions: Option<Spanned<i64>>,
 }
 
 /// `[upstream.queue]`
@@ -71,6 +82,7 @@ pub(super) struct RawRetry {
     pub max_attempts: Option<Spanned<i64>>,
     pub base_delay: Option<Spanned<HumanDuration>>,
     pub max_delay: Option<Spanned<HumanDuration>>,
+    pub max_body: Option<Spanned<i64>>,
 }
 
 /// `[upstream.breaker]`

@@ -89,13 +89,32 @@ fn upstream_defaults_are_applied() {
         max_attempts: 5,
         base_delay: Duration::from_millis(200),
         max_delay: Duration::from_secs(30),
+        max_body: 1_048_576,
     };
     assert_eq!(upstream.retry, retry);
+    let quota = QuotaConfig {
+        reset_format: ResetFormat::Auto,
+        partition_by: None,
+        probes: 2,
+        max_partitions: 1000,
+    };
+    assert_eq!(upstream.quota, quota);
     let breaker = BreakerConfig {
         failure_threshold: 5,
         open_for: Duration::from_secs(30),
     };
     assert_eq!(upstream.breaker, breaker);
+}
+
+#[test]
+fn with_defaults_matches_a_file_that_sets_nothing() {
+    let read = ok(UPSTREAM).upstreams.remove(0);
+    let url = url::Url::parse("http://127.0.0.1:9000").expect("url");
+    let built = UpstreamConfig::with_defaults("a", "/a", url);
+    assert_eq!(format!("{built:?}"), format!("{read:?}"));
+    assert_eq!(built.quota, QuotaConfig::default());
+    assert_eq!(built.retry.max_body, defaults::RETRY_MAX_BODY);
+    assert_eq!(ResetFormat::default(), ResetFormat::Auto);
 }
 
 #[test]
@@ -105,7 +124,10 @@ fn every_key_set_is_read() {
          max_request_body = 1\nmax_header_bytes = 1024\n{UPSTREAM}max_concurrency = 3\n\
          connect_timeout = \"250ms\"\ntimeout = \"2s\"\n\
          limit = {{ requests = 10, per = \"1s\" }}\nqueue = {{ max_depth = 7, max_wait = \"3s\" }}\n\
-         retry = {{ max_attempts = 1, base_delay = \"1ms\", max_delay = \"1ms\" }}\n\
+         retry = {{ max_attempts = 1, base_delay = \"1ms\", max_delay = \"1ms\", \
+         max_body = 0 }}\n\
+         quota = {{ reset_format = \"epoch\", partition_by = \"header:X-Api-Key\", probes = 1000, \
+         max_partitions = 1000000 }}\n\
          breaker = {{ failure_threshold = 9, open_for = \"1h\" }}\n\
          [store]\nredis_url = \"rediss://cache.internal:6380/2\"\n"
     );
@@ -131,6 +153,16 @@ fn every_key_set_is_read() {
     assert_eq!(upstream.queue.max_wait, Duration::from_secs(3));
     assert_eq!(upstream.retry.max_attempts, 1);
     assert_eq!(upstream.retry.max_delay, Duration::from_millis(1));
+    assert_eq!(upstream.retry.max_body, 0);
+    let quota = QuotaConfig {
+        reset_format: ResetFormat::Epoch,
+        partition_by: Some(PartitionBy::Header(http::HeaderName::from_static(
+            "x-api-key",
+        ))),
+        probes: 1000,
+        max_partitions: 1_000_000,
+    };
+    assert_eq!(upstream.quota, quota);
     assert_eq!(upstream.breaker.failure_threshold, 9);
     assert_eq!(upstream.breaker.open_for, Duration::from_secs(3600));
     let store = config.store.expect("store");
@@ -392,6 +424,91 @@ fn upstream_rules() {
             20,
             "greater than zero",
         ),
+        (
+            "retry.max_body = -1",
+            "upstream[0].retry.max_body",
+            5,
+            18,
+            "between 0 and 1073741824, got -1",
+        ),
+        (
+            "retry.max_body = 1073741825",
+            "upstream[0].retry.max_body",
+            5,
+            18,
+            "got 1073741825",
+        ),
+        (
+            "retry.max_body = \"1MiB\"",
+            "upstream[0].retry.max_body",
+            5,
+            18,
+            "expected an integer",
+        ),
+        (
+            "quota.reset_format = \"seconds\"",
+            "upstream[0].quota.reset_format",
+            5,
+            22,
+            "must be \"auto\", \"delta\" or \"epoch\", not \"seconds\"",
+        ),
+        (
+            "quota.reset_format = \"Epoch\"",
+            "upstream[0].quota.reset_format",
+            5,
+            22,
+            "not \"Epoch\"",
+        ),
+        (
+            "quota.reset_format = 1",
+            "upstream[0].quota.reset_format",
+            5,
+            22,
+            "expected a string",
+        ),
+        (
+            "quota.partition_by = \"X-Api-Key\"",
+            "upstream[0].quota.partition_by",
+            5,
+            22,
+            "must be \"header:<Header-Name>\"",
+        ),
+        (
+            "quota.probes = 0",
+            "upstream[0].quota.probes",
+            5,
+            16,
+            "between 1 and 1000, got 0",
+        ),
+        (
+            "quota.probes = 1001",
+            "upstream[0].quota.probes",
+            5,
+            16,
+            "got 1001",
+        ),
+        (
+            "quota.max_partitions = 0",
+            "upstream[0].quota.max_partitions",
+            5,
+            24,
+            "between 1 and 1000000, got 0",
+        ),
+        (
+            "quota.max_partitions = 1000001",
+            "upstream[0].quota.max_partitions",
+            5,
+            24,
+            "got 1000001",
+        ),
+        (
+            "quota.probs = 3",
+            "upstream[0].quota.probs",
+            5,
+            7,
+            "did you mean `probes`",
+        ),
+        ("quota = 3", "upstream[0].quota", 5, 9, "expected a table"),
         ("limt = 3", "upstream[0].limt", 5, 1, "did you mean `limit`"),
         ("retry = 3", "upstream[0].retry", 5, 9, "expected a table"),
         (
@@ -479,6 +596,50 @@ fn names_and_prefixes_are_unique() {
     assert_eq!(found[0].position, Some((6, 8)));
     assert!(found[0].message.contains("upstream[0]"));
     assert_eq!(found[1].position, Some((7, 10)));
+}
+
+/// `quota.partition_by`: the value and the message part of each bad one; good ones are
+/// stored lowercase.
+#[test]
+fn partition_by_rules() {
+    let cases = [
+        ("X-Api-Key", "must be \"header:<Header-Name>\""),
+        ("Header:X-Api-Key", "must be \"header:<Header-Name>\""),
+        ("", "must be \"header:<Header-Name>\""),
+        ("header:", "names no header"),
+        ("header: X-Api-Key", "not a valid header name"),
+        ("header:X Api Key", "not a valid header name"),
+        ("header:X-Api-Key:", "not a valid header name"),
+        ("header:é", "not a valid header name"),
+        ("header:Connection", "`connection` is a hop-by-hop header"),
+        ("header:te", "hop-by-hop"),
+        ("header:Transfer-Encoding", "hop-by-hop"),
+        ("header:Upgrade", "hop-by-hop"),
+        ("header:Keep-Alive", "hop-by-hop"),
+        (
+            "header:Proxy-Authorization",
+            "`proxy-authorization` is a hop-by-hop",
+        ),
+        ("header:proxy-connection", "hop-by-hop"),
+        ("header:Trailer", "hop-by-hop"),
+        ("header:Host", "`host` is set by Headroom"),
+    ];
+    for (value, message) in cases {
+        let text = format!("{UPSTREAM}[upstream.quota]\npartition_by = {value:?}\n");
+        assert_single(&text, "upstream[0].quota.partition_by", 6, 16, message);
+    }
+    for (value, name) in [
+        ("header:X-Api-Key", "x-api-key"),
+        ("header:authorization", "authorization"),
+        ("header:X-Tenant_ID.2", "x-tenant_id.2"),
+        ("header:proxy", "proxy"),
+        ("header:Tenant", "tenant"),
+    ] {
+        let text = format!("{UPSTREAM}[upstream.quota]\npartition_by = {value:?}\n");
+        let quota = ok(&text).upstreams.remove(0).quota;
+        let expected = http::HeaderName::from_bytes(name.as_bytes()).expect("header name");
+        assert_eq!(quota.partition_by, Some(PartitionBy::Header(expected)));
+    }
 }
 
 #[test]
@@ -584,6 +745,7 @@ fn unknown_table_drops_its_whole_table() {
 fn unknown_top_level_sections() {
     assert_single("[limit]\nrequests = 1\n", "limit", 1, 2, "[upstream.limit]");
     assert_single("[sever]\n", "sever", 1, 2, "did you mean `server`");
+    assert_single("[quota]\nprobes = 1\n", "quota", 1, 2, "[upstream.quota]");
     assert_single(
         "[upstream]\nname = \"a\"\n",
         "upstream",
@@ -787,10 +949,11 @@ fn problems_display_file_line_column_key_message() {
 #[test]
 fn schema_matches_the_readme_reference() {
     use super::raw::*;
-    let sections: [(&str, Vec<&'static str>); 7] = [
+    let sections: [(&str, Vec<&'static str>); 8] = [
         ("server", fields::<RawServer>()),
         ("upstream", fields::<RawUpstream>()),
         ("upstream.limit", fields::<RawLimit>()),
+        ("upstream.quota", fields::<RawQuota>()),
         ("upstream.queue", fields::<RawQueue>()),
         ("upstream.retry", fields::<RawRetry>()),
         ("upstream.breaker", fields::<RawBreaker>()),

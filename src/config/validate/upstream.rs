@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::super::defaults;
-use super::super::raw::{RawBreaker, RawLimit, RawQueue, RawRetry, RawUpstream};
-use super::super::{BreakerConfig, LimitConfig, QueueConfig, RetryConfig, UpstreamConfig};
+use super::super::raw::{RawBreaker, RawLimit, RawQueue, RawQuota, RawRetry, RawUpstream};
+use super::super::{
+    BreakerConfig, LimitConfig, QueueConfig, QuotaConfig, RetryConfig, UpstreamConfig,
+};
 use super::Checker;
 
 mod rules;
@@ -19,6 +21,12 @@ const QUEUE_DEPTH: std::ops::RangeInclusive<i64> = 1..=1_000_000;
 /// `retry.max_attempts` bounds.
 const MAX_ATTEMPTS: std::ops::RangeInclusive<i64> = 1..=100;
 const U32: std::ops::RangeInclusive<i64> = 1..=u32::MAX as i64;
+/// `retry.max_body` bounds: 0 (never buffer) to 1 GiB, held in memory per request.
+const RETRY_MAX_BODY: std::ops::RangeInclusive<i64> = 0..=1024 * 1024 * 1024;
+/// `quota.probes` bounds.
+const QUOTA_PROBES: std::ops::RangeInclusive<i64> = 1..=1000;
+/// `quota.max_partitions` bounds.
+const QUOTA_MAX_PARTITIONS: std::ops::RangeInclusive<i64> = 1..=1_000_000;
 
 /// Checks every upstream; `None` in place of one whose name, prefix or url is unusable.
 /// (Any problem makes the whole check fail; the `None`s only spare inventing values.)
@@ -66,6 +74,7 @@ fn check_one(
     );
     let timeout = checker.duration(&format!("{at}.timeout"), &raw.timeout, defaults::TIMEOUT);
     let limit = raw.limit.and_then(|limit| check_limit(checker, &at, limit));
+    let quota = check_quota(checker, &at, raw.quota.unwrap_or_default());
     let queue = check_queue(checker, &at, raw.queue.unwrap_or_default());
     let retry = check_retry(checker, &at, raw.retry.unwrap_or_default());
     let breaker = check_breaker(checker, &at, raw.breaker.unwrap_or_default());
@@ -78,6 +87,7 @@ fn check_one(
         timeout,
         ca_file,
         limit,
+        quota,
         queue,
         retry,
         breaker,
@@ -199,6 +209,44 @@ fn check_limit(checker: &mut Checker<'_, '_, '_>, at: &str, raw: RawLimit) -> Op
     Some(LimitConfig { requests, per })
 }
 
+fn check_quota(checker: &mut Checker<'_, '_, '_>, at: &str, raw: RawQuota) -> QuotaConfig {
+    let default = QuotaConfig::default();
+    let reset_format = raw
+        .reset_format
+        .as_ref()
+        .map_or(default.reset_format, |value| {
+            rules::parse_reset_format(value.get_ref()).unwrap_or_else(|message| {
+                let key = format!("{at}.quota.reset_format");
+                checker.problem(&key, Some(value.span()), message);
+                default.reset_format
+            })
+        });
+    let partition_by = raw.partition_by.as_ref().and_then(|value| {
+        rules::parse_partition_by(value.get_ref())
+            .map_err(|message| {
+                let key = format!("{at}.quota.partition_by");
+                checker.problem(&key, Some(value.span()), message);
+            })
+            .ok()
+    });
+    QuotaConfig {
+        reset_format,
+        partition_by,
+        probes: checker.int(
+            &format!("{at}.quota.probes"),
+            &raw.probes,
+            QUOTA_PROBES,
+            default.probes,
+        ),
+        max_partitions: checker.int(
+            &format!("{at}.quota.max_partitions"),
+            &raw.max_partitions,
+            QUOTA_MAX_PARTITIONS,
+            default.max_partitions,
+        ),
+    }
+}
+
 fn check_queue(checker: &mut Checker<'_, '_, '_>, at: &str, raw: RawQueue) -> QueueConfig {
     let default = QueueConfig::default();
     QueueConfig {
@@ -234,6 +282,12 @@ fn check_retry(checker: &mut Checker<'_, '_, '_>, at: &str, raw: RawRetry) -> Re
             &format!("{at}.retry.max_delay"),
             &raw.max_delay,
             default.max_delay,
+        ),
+        max_body: checker.int(
+            &format!("{at}.retry.max_body"),
+            &raw.max_body,
+            RETRY_MAX_BODY,
+            default.max_body,
         ),
     };
     if retry.base_delay > retry.max_delay {

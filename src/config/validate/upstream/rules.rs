@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use super::super::super::{PartitionBy, ResetFormat};
+
 /// `name`: `[a-z0-9_-]+`.
 pub(super) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
@@ -116,4 +118,56 @@ pub(super) fn check_ca_file(written: &str, path: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `quota.reset_format`: `"auto"`, `"delta"` or `"epoch"`.
+pub(super) fn parse_reset_format(text: &str) -> Result<ResetFormat, String> {
+    match text {
+        "auto" => Ok(ResetFormat::Auto),
+        "delta" => Ok(ResetFormat::Delta),
+        "epoch" => Ok(ResetFormat::Epoch),
+        _ => Err(format!(
+            "must be \"auto\", \"delta\" or \"epoch\", not {text:?}"
+        )),
+    }
+}
+
+/// `quota.partition_by`: `"header:<Header-Name>"`, a valid header name that is neither
+/// hop-by-hop (the proxy drops those) nor `host` (the proxy sets it).
+pub(super) fn parse_partition_by(text: &str) -> Result<PartitionBy, String> {
+    let Some(name) = text.strip_prefix("header:") else {
+        return Err(format!(
+            "{text:?} must be \"header:<Header-Name>\", e.g. \"header:X-Api-Key\""
+        ));
+    };
+    if name.is_empty() {
+        return Err(format!(
+            "{text:?} names no header: write e.g. \"header:X-Api-Key\""
+        ));
+    }
+    let header = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        format!(
+            "{name:?} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~, no \
+             spaces)"
+        )
+    })?;
+    let lower = header.as_str();
+    let hop_by_hop = matches!(
+        lower,
+        "connection" | "te" | "transfer-encoding" | "upgrade" | "keep-alive" | "trailer"
+    ) || lower.starts_with("proxy-");
+    if hop_by_hop {
+        return Err(format!(
+            "`{lower}` is a hop-by-hop header, not forwarded: partition by an end-to-end \
+             header such as `X-Api-Key`"
+        ));
+    }
+    if lower == "host" {
+        return Err(
+            "`host` is set by Headroom for the upstream: partition by an end-to-end header \
+             such as `X-Api-Key`"
+                .to_owned(),
+        );
+    }
+    Ok(PartitionBy::Header(header))
 }
