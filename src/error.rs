@@ -35,6 +35,24 @@ pub enum ProxyError {
     /// The upstream did not send response headers within `timeout`.
     #[error("upstream did not answer within {}", humantime::format_duration(*.0))]
     UpstreamTimeout(Duration),
+    /// `queue.max_depth` requests already wait for this upstream.
+    #[error("too many requests are waiting for this upstream; retry in {}s", secs(*.retry_after))]
+    QueueFull {
+        /// Estimated wait before a place frees up.
+        retry_after: Duration,
+    },
+    /// The request would wait (or waited) longer than `queue.max_wait`.
+    #[error("the upstream's quota does not allow this request within queue.max_wait; retry in {}s", secs(*.retry_after))]
+    QueueTimeout {
+        /// The real end of the supplier's pause when known, else an estimate.
+        retry_after: Duration,
+    },
+}
+
+/// Whole seconds, rounded up so a client never comes back too early, and at least 1:
+/// `Retry-After: 0` invites a tight loop.
+fn secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl ProxyError {
@@ -48,6 +66,7 @@ impl ProxyError {
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::QueueFull { .. } | Self::QueueTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -61,12 +80,19 @@ impl ProxyError {
             Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::UpstreamUnavailable(_) => "upstream_unavailable",
             Self::UpstreamTimeout(_) => "upstream_timeout",
+            Self::QueueFull { .. } => "queue_full",
+            Self::QueueTimeout { .. } => "queue_timeout",
         }
     }
 
     /// `Retry-After` to send, if any.
     pub fn retry_after(&self) -> Option<Duration> {
-        None
+        match self {
+            Self::QueueFull { retry_after } | Self::QueueTimeout { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
     }
 
     /// Builds the JSON error response.
@@ -85,9 +111,7 @@ impl ProxyError {
             HeaderValue::from_static("application/json"),
         );
         if let Some(wait) = self.retry_after() {
-            // Whole seconds, rounded up so a client never comes back too early.
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs(wait)));
         }
         if matches!(self, Self::MethodNotAllowed(_)) {
             headers.insert(

@@ -52,6 +52,11 @@ impl Gateway {
         })
     }
 
+    /// The proxy: routing table and upstream state.
+    pub fn proxy(&self) -> &Arc<Proxy> {
+        &self.proxy
+    }
+
     /// The proxy listener's address.
     pub fn proxy_addr(&self) -> std::io::Result<SocketAddr> {
         self.proxy_listener.local_addr()

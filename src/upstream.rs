@@ -12,8 +12,20 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+
 use crate::config::UpstreamConfig;
 use crate::proxy::target::TargetBase;
+use crate::quota::headers;
+use crate::quota::observation::{ParseOptions, QuotaObservation};
+use crate::quota::state::QuotaState;
+use crate::quota::tracker::TrackerConfig;
+use crate::retry::Reason;
+use crate::scheduler::{Scheduler, SchedulerConfig};
 
 /// The pooled HTTP(S) client of one upstream.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
@@ -21,12 +33,20 @@ pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
 /// How long an idle pooled connection is kept.
 const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Longest wait any rate-limit header may announce before it is taken for garbage: two
+/// days covers daily quotas (HubSpot, Salesforce's rolling 24 hours).
+const MAX_ANNOUNCED_WAIT: Duration = Duration::from_secs(2 * 24 * 3600);
+
 /// An upstream: its configuration and its live state.
 #[derive(Debug)]
 pub struct Upstream {
     config: UpstreamConfig,
     target: TargetBase,
     client: HttpClient,
+    scheduler: Scheduler,
+    parse_options: ParseOptions,
+    /// Header problems already logged (each is logged once per upstream).
+    warned: Mutex<HashSet<(String, &'static str)>>,
 }
 
 /// Why an upstream could not be set up.
@@ -72,11 +92,81 @@ impl Upstream {
             reason,
         })?;
         let client = build_client(&config, system_roots)?;
+        let tracker = TrackerConfig {
+            probes: u64::from(config.quota.probes),
+            base_delay: config.retry.base_delay,
+            max_delay: config.retry.max_delay,
+        };
+        let quota = QuotaState::new(tracker, config.limit, config.quota.max_partitions);
+        let scheduler = Scheduler::new(
+            SchedulerConfig {
+                max_concurrency: config.max_concurrency,
+                max_depth: config.queue.max_depth,
+                max_wait: config.queue.max_wait,
+            },
+            quota,
+        );
+        let parse_options = ParseOptions {
+            reset_format: config.quota.reset_format.into(),
+            max_wait: MAX_ANNOUNCED_WAIT,
+        };
         Ok(Self {
             config,
             target,
             client,
+            scheduler,
+            parse_options,
+            warned: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// The scheduler: queue, concurrency and quota.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// Reads the quota facts of a response (received at wall-clock `now`). Malformed values
+    /// are ignored; each kind of problem is logged once per upstream.
+    pub fn observe_headers(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        now: SystemTime,
+    ) -> (Option<QuotaObservation>, usize) {
+        let (observation, warnings) = headers::parse(status, headers, now, &self.parse_options);
+        let count = warnings.len();
+        if count > 0 {
+            let mut warned = self.warned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for warning in warnings {
+                if warned.insert((warning.header.to_string(), warning.reason)) {
+                    tracing::warn!(
+                        upstream = %self.config.name,
+                        header = %warning.header,
+                        value = %warning.value,
+                        reason = warning.reason,
+                        "ignored a malformed rate-limit header (logged once per header and reason)"
+                    );
+                }
+            }
+        }
+        (observation, count)
+    }
+
+    /// Notes that an attempt is retried.
+    pub fn note_retry(&self, reason: Reason) {
+        tracing::debug!(upstream = %self.config.name, reason = reason.as_str(), "retrying");
+    }
+
+    /// Notes a backoff delay before a retry.
+    pub fn observe_backoff(&self, delay: Duration) {
+        tracing::debug!(upstream = %self.config.name, delay_ms = delay.as_millis() as u64, "backing off");
+    }
+
+    /// The quota partition key of a request, when `quota.partition_by` is set.
+    pub fn partition_key(&self, headers: &HeaderMap) -> Option<String> {
+        let crate::config::PartitionBy::Header(name) = self.config.quota.partition_by.as_ref()?;
+        let value = headers.get(name)?;
+        Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
     }
 
     /// `name`.

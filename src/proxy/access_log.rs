@@ -25,10 +25,13 @@ pub struct AccessLog {
     pub started: Instant,
     /// Headroom's own error code, when it answered itself.
     pub error: Option<&'static str>,
+    /// The upstream concurrency slot, held until the response body has been sent.
+    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl BodyObserver for AccessLog {
     fn finished(&mut self, bytes: u64, complete: bool) {
+        self.slot = None;
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             target: "headroom::access",

@@ -4,19 +4,31 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::error::ProxyError;
 use crate::proxy::access_log::AccessLog;
+use crate::proxy::attempts::{self, Plan};
 use crate::proxy::body::{LimitedBody, ObservedBody};
 use crate::proxy::headers::{self, HEADROOM_ATTEMPTS, HEADROOM_QUEUE_MS, X_REQUEST_ID};
-use crate::proxy::{forward, Router};
+use crate::proxy::replay::RequestBody;
+use crate::proxy::Router;
+use crate::retry;
+use crate::scheduler::queue::HEADROOM_PRIORITY;
+use crate::scheduler::Priority;
 use crate::upstream::Upstream;
+
+/// Milliseconds for `Headroom-Queue-Ms` and the log.
+fn queue_ms(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// The proxy: routing table and the limits on client requests.
 #[derive(Debug)]
@@ -31,6 +43,8 @@ struct Outcome {
     upstream: Option<Arc<Upstream>>,
     result: Result<Response<Incoming>, ProxyError>,
     attempts: u32,
+    queue_wait: Duration,
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Outcome {
@@ -39,6 +53,8 @@ impl Outcome {
             upstream,
             result: Err(error),
             attempts: 0,
+            queue_wait: Duration::ZERO,
+            slot: None,
         }
     }
 }
@@ -65,7 +81,7 @@ impl Proxy {
         let method = request.method().to_string();
         let path = request.uri().path().to_owned();
 
-        let outcome = self.forward(peer, request, &request_id).await;
+        let outcome = self.forward(peer, request, &request_id, started).await;
 
         let upstream_name = outcome.upstream.as_ref().map(|u| u.name().to_owned());
         let mut log = AccessLog {
@@ -75,9 +91,10 @@ impl Proxy {
             path,
             status: 0,
             attempts: outcome.attempts,
-            queue_ms: 0,
+            queue_ms: queue_ms(outcome.queue_wait),
             started,
             error: None,
+            slot: outcome.slot,
         };
         let mut response = match outcome.result {
             Ok(upstream_response) => {
@@ -96,7 +113,7 @@ impl Proxy {
         let headers = response.headers_mut();
         headers.insert(&X_REQUEST_ID, request_id);
         headers.insert(&HEADROOM_ATTEMPTS, HeaderValue::from(outcome.attempts));
-        headers.insert(&HEADROOM_QUEUE_MS, HeaderValue::from(0u32));
+        headers.insert(&HEADROOM_QUEUE_MS, HeaderValue::from(queue_ms(outcome.queue_wait)));
         response
     }
 
@@ -121,22 +138,56 @@ impl Proxy {
         let (mut parts, body) = request.into_parts();
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
+        let priority = Priority::from_header(parts.headers.get(&HEADROOM_PRIORITY));
+        parts.headers.remove(&HEADROOM_PRIORITY);
+        let partition = upstream.partition_key(&parts.headers);
         headers::prepare_upstream_request(&mut parts.headers, peer.ip(), request_id);
-        let too_large = Arc::new(AtomicBool::new(false));
-        let body = LimitedBody::new(body, self.max_request_body, Arc::clone(&too_large));
-        let upstream_request = Request::from_parts(parts, Body::new(body));
 
-        let result = forward::send(&upstream, upstream_request).await;
-        let result = match result {
-            Err(_) if too_large.load(Ordering::Relaxed) => Err(ProxyError::PayloadTooLarge {
-                limit: self.max_request_body,
-            }),
-            other => other,
+        let too_large = Arc::new(AtomicBool::new(false));
+        let limited = LimitedBody::new(body, self.max_request_body, Arc::clone(&too_large));
+        let max_body = if retry::is_safe_to_repeat(&parts.method, &parts.headers)
+            && upstream.config().retry.max_attempts > 1
+        {
+            upstream.config().retry.max_body
+        } else {
+            0
         };
+        let body = match RequestBody::prepare(limited, max_body).await {
+            Ok(body) => body,
+            Err(_) if too_large.load(Ordering::Relaxed) => {
+                return Outcome::refused(
+                    Some(upstream),
+                    ProxyError::PayloadTooLarge {
+                        limit: self.max_request_body,
+                    },
+                )
+            }
+            Err(error) => {
+                return Outcome::refused(
+                    Some(upstream),
+                    ProxyError::BadRequest(format!("could not read the request body: {error}")),
+                )
+            }
+        };
+        let plan = Plan {
+            parts,
+            body,
+            priority,
+            partition,
+            deadline: started + upstream.config().queue.max_wait,
+        };
+        let mut attempted = attempts::run(&upstream, plan).await;
+        if attempted.result.is_err() && too_large.load(Ordering::Relaxed) {
+            attempted.result = Err(ProxyError::PayloadTooLarge {
+                limit: self.max_request_body,
+            });
+        }
         Outcome {
             upstream: Some(upstream),
-            result,
-            attempts: 1,
+            result: attempted.result,
+            attempts: attempted.attempts,
+            queue_wait: attempted.queue_wait,
+            slot: attempted.slot,
         }
     }
 

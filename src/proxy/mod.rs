@@ -1,10 +1,12 @@
 //! The proxy path: route a client request to its upstream and stream the answer back.
 
 pub mod access_log;
+pub mod attempts;
 pub mod body;
 pub mod forward;
 pub mod handler;
 pub mod headers;
+pub mod replay;
 pub mod router;
 pub mod target;
 

@@ -11,9 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use headroom::config::{
-    BreakerConfig, Config, QueueConfig, RetryConfig, ServerConfig, UpstreamConfig,
-};
+use headroom::config::{Config, ServerConfig, UpstreamConfig};
 use http_body_util::BodyExt;
 use tokio::sync::{oneshot, Notify};
 
@@ -259,34 +257,13 @@ pub fn server_config() -> ServerConfig {
 
 /// An `[[upstream]]` with the contract's defaults.
 pub fn upstream_config(name: &str, prefix: &str, url: &str) -> UpstreamConfig {
-    UpstreamConfig {
-        name: name.to_owned(),
-        prefix: prefix.to_owned(),
-        url: url::Url::parse(url).expect("url"),
-        max_concurrency: 8,
-        connect_timeout: Duration::from_secs(5),
-        timeout: Duration::from_secs(30),
-        ca_file: None,
-        limit: None,
-        queue: QueueConfig {
-            max_depth: 1000,
-            max_wait: Duration::from_secs(30),
-        },
-        retry: RetryConfig {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(30),
-        },
-        breaker: BreakerConfig {
-            failure_threshold: 5,
-            open_for: Duration::from_secs(30),
-        },
-    }
+    UpstreamConfig::with_defaults(name, prefix, url::Url::parse(url).expect("url"))
 }
 
 /// A gateway on free ports, stopped when dropped or by `stop()`.
 pub struct Gateway {
     pub proxy: SocketAddr,
+    pub state: Arc<headroom::proxy::Proxy>,
     pub admin: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -308,6 +285,7 @@ impl Gateway {
             .expect("gateway binds");
         let proxy = gateway.proxy_addr().expect("addr");
         let admin = gateway.admin_addr().expect("addr");
+        let state = Arc::clone(gateway.proxy());
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(gateway.serve(async move {
             let _ = stopped.await;
@@ -322,6 +300,18 @@ impl Gateway {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.proxy)
+    }
+
+    /// Requests waiting in `upstream`'s queue.
+    pub fn queue_depth(&self, upstream: &str) -> usize {
+        self.state.router().by_name(upstream).expect("upstream").scheduler().queue_depth()
+    }
+
+    /// Waits (yielding, no sleeping) until `upstream`'s queue holds `depth` requests.
+    pub async fn wait_for_queue(&self, upstream: &str, depth: usize) {
+        while self.queue_depth(upstream) != depth {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Starts the graceful shutdown and waits for it to finish.

@@ -1,0 +1,559 @@
+//! What Headroom knows of one quota (an upstream, or one partition of it) and whether it may
+//! send now. Pure: every method takes the current [`Instant`]; nothing here sleeps or does I/O.
+//!
+//! - The window (limit, remaining, reset instant) comes from the supplier's headers.
+//! - Every request holds a reservation while in flight: the supplier's `remaining` does not
+//!   count requests it has not seen yet, so `remaining - in_flight` is what may still go.
+//! - A response older than the newest applied one never rolls the window back.
+//! - Before the first response only `probes` requests go, then the learned pace.
+//! - A 429 pauses the quota until the announced instant (capped), or for a capped exponential
+//!   backoff with full jitter when nothing usable was announced.
+//! - Suppliers that only speak on 429 (`Retry-After` alone): the limit is inferred from the
+//!   successes counted in the window before the 429, and the window from the announced end.
+//! - Leaky buckets (`used/size`): the leak rate is estimated from successive observations.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::time::Instant;
+
+use crate::quota::backoff;
+use crate::quota::observation::{QuotaObservation, Source};
+
+/// Leak rate assumed for a bucket until two observations measure it (Shopify's REST rate).
+const DEFAULT_LEAK_PER_SEC: f64 = 2.0;
+/// Slowest leak rate believed (one request per 10 s).
+const MIN_LEAK_PER_SEC: f64 = 0.1;
+/// When nothing says when a spent quota comes back, look again after this long.
+const UNKNOWN_RESET_POLL: Duration = Duration::from_secs(1);
+
+/// Settings of one tracker, from the upstream's `[upstream.retry]` and quota settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// Requests sent before the first response shows how the supplier announces its quota.
+    pub probes: u64,
+    /// First backoff when a 429 carries no usable wait.
+    pub base_delay: Duration,
+    /// Cap of every pause (`retry.max_delay`).
+    pub max_delay: Duration,
+}
+
+/// Why a request may not go yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Not before this instant.
+    Until(Instant),
+    /// Not before an in-flight request's response (or failure) tells more.
+    Response,
+}
+
+/// How the supplier has shown its quota so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Speaks {
+    /// No response yet.
+    Unknown,
+    /// Quota headers seen.
+    Headers,
+    /// Responses without quota headers: only 429s tell anything.
+    Silent,
+}
+
+/// A bucket level as last observed, with the estimated leak rate.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    used: f64,
+    size: u64,
+    at: Instant,
+    leak_per_sec: f64,
+    /// Responses observed since `at` (each added one unit before leaking).
+    added_since: u64,
+}
+
+/// Counting for suppliers that only speak on 429.
+#[derive(Debug, Clone, Copy, Default)]
+struct Inference {
+    /// Start of the window being counted (first request, then each announced window end).
+    window_start: Option<Instant>,
+    /// Successful responses in that window.
+    successes: u64,
+}
+
+/// What the admin API and metrics show of a quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Requests per window, if known.
+    pub limit: Option<u64>,
+    /// Requests left in this window (supplier's view minus in-flight), if known.
+    pub remaining: Option<u64>,
+    /// Until the window resets (or the pause ends), if known.
+    pub reset_in: Option<Duration>,
+    /// Where the numbers come from: a header convention, `inferred`, or none yet.
+    pub source: Option<&'static str>,
+    /// Reserved requests not yet answered.
+    pub in_flight: u64,
+}
+
+/// One quota's state.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    config: TrackerConfig,
+    limit: Option<u64>,
+    remaining: Option<u64>,
+    reset_at: Option<Instant>,
+    window: Option<Duration>,
+    source: Option<&'static str>,
+    bucket: Option<Bucket>,
+    in_flight: u64,
+    /// Send time of the request whose observation was applied last.
+    newest_applied: Option<Instant>,
+    paused_until: Option<Instant>,
+    consecutive_limited: u32,
+    speaks: Speaks,
+    inference: Inference,
+}
+
+impl Tracker {
+    /// A tracker that knows nothing yet.
+    pub fn new(config: TrackerConfig) -> Self {
+        Self {
+            config,
+            limit: None,
+            remaining: None,
+            reset_at: None,
+            window: None,
+            source: None,
+            bucket: None,
+            in_flight: 0,
+            newest_applied: None,
+            paused_until: None,
+            consecutive_limited: 0,
+            speaks: Speaks::Unknown,
+            inference: Inference::default(),
+        }
+    }
+
+    /// May one more request go at `now`? Does not reserve: call [`Tracker::reserve`] when it
+    /// does go (after any other limiter agreed).
+    pub fn check(&mut self, now: Instant) -> Result<(), Wait> {
+        if let Some(until) = self.paused_until {
+            if now < until {
+                return Err(Wait::Until(until));
+            }
+            self.paused_until = None;
+        }
+        self.roll(now);
+        if let Some(bucket) = self.bucket {
+            return self.check_bucket(bucket, now);
+        }
+        match self.remaining {
+            Some(remaining) if remaining > self.in_flight => Ok(()),
+            Some(_) => Err(match self.reset_at {
+                Some(reset) => Wait::Until(reset),
+                None if self.in_flight > 0 => Wait::Response,
+                None => Wait::Until(now + self.window.map_or(UNKNOWN_RESET_POLL, |w| {
+                    w / u32::try_from(self.limit.unwrap_or(1).max(1)).unwrap_or(u32::MAX)
+                })),
+            }),
+            None if self.speaks == Speaks::Unknown && self.in_flight >= self.config.probes => {
+                Err(Wait::Response)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Takes one unit for a request sent at `now`.
+    pub fn reserve(&mut self, now: Instant) {
+        self.in_flight += 1;
+        self.inference.window_start.get_or_insert(now);
+    }
+
+    /// Gives back a reservation whose request got no response (connection error, timeout,
+    /// client gone before sending).
+    pub fn release(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Applies a response to a request sent at `sent_at`, received at `now`. Returns the end
+    /// of the pause when the response says "over quota" (429, or a 503/403 the parser marked
+    /// rate limited).
+    pub fn observe(
+        &mut self,
+        sent_at: Instant,
+        now: Instant,
+        status: StatusCode,
+        observation: Option<&QuotaObservation>,
+    ) -> Option<Instant> {
+        self.release();
+        let limited = status == StatusCode::TOO_MANY_REQUESTS
+            || observation.is_some_and(|o| o.rate_limited);
+        let facts = observation.filter(|o| o.has_quota());
+        match facts {
+            Some(obs) => {
+                self.speaks = Speaks::Headers;
+                if self.newest_applied.is_none_or(|newest| sent_at >= newest) {
+                    self.apply(obs, now);
+                    self.newest_applied = Some(sent_at);
+                }
+            }
+            None => {
+                if self.speaks == Speaks::Unknown {
+                    self.speaks = Speaks::Silent;
+                }
+                if !limited {
+                    // Nobody told us; the request spent one unit of whatever we believe is left.
+                    if let Some(remaining) = &mut self.remaining {
+                        *remaining = remaining.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        if !limited {
+            self.consecutive_limited = 0;
+            if status.is_success() {
+                self.inference.successes += 1;
+            }
+            return None;
+        }
+        self.consecutive_limited = self.consecutive_limited.saturating_add(1);
+        let announced = observation.and_then(|o| {
+            o.retry_after.or_else(|| {
+                (o.remaining == Some(0) || o.bucket.is_some())
+                    .then_some(o.reset_after)
+                    .flatten()
+            })
+        });
+        if facts.is_none() {
+            if let Some(wait) = announced {
+                self.infer(now, wait);
+            }
+        }
+        let wait = announced.map_or_else(
+            || {
+                backoff::random_full_jitter(
+                    self.consecutive_limited - 1,
+                    self.config.base_delay,
+                    self.config.max_delay,
+                )
+            },
+            |wait| wait.min(self.config.max_delay),
+        );
+        self.remaining = Some(0);
+        let until = now + wait;
+        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+        if self.reset_at.is_none_or(|reset| reset < until) && announced.is_none() {
+            self.reset_at = Some(until);
+        }
+        self.paused_until
+    }
+
+    /// Pauses the quota until `until` (e.g. a 503 with `Retry-After` seen elsewhere).
+    pub fn pause_until(&mut self, until: Instant) {
+        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    }
+
+    /// The end of the current pause, if any.
+    pub fn paused_until(&self, now: Instant) -> Option<Instant> {
+        self.paused_until.filter(|until| *until > now)
+    }
+
+    /// Requests per second this quota allows on average, when known (for wait estimates).
+    pub fn rate_per_sec(&self) -> Option<f64> {
+        if let Some(bucket) = self.bucket {
+            return Some(bucket.leak_per_sec);
+        }
+        let limit = self.limit? as f64;
+        let window = self.window?.as_secs_f64();
+        (window > 0.0).then(|| limit / window)
+    }
+
+    /// What the admin API and metrics show.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let reset = match self.paused_until(now) {
+            Some(pause) => Some(pause),
+            None => self.reset_at.filter(|r| *r > now),
+        };
+        Snapshot {
+            limit: self.limit,
+            remaining: self.remaining.map(|r| r.saturating_sub(self.in_flight)),
+            reset_in: reset.map(|r| r - now),
+            source: self.source,
+            in_flight: self.in_flight,
+        }
+    }
+
+    /// A new window once the announced reset has passed.
+    fn roll(&mut self, now: Instant) {
+        let Some(reset) = self.reset_at else { return };
+        if now < reset {
+            return;
+        }
+        self.remaining = self.limit;
+        self.reset_at = self.window.filter(|w| !w.is_zero()).map(|window| {
+            let behind = (now - reset).as_nanos() / window.as_nanos();
+            let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
+            reset + window.saturating_mul(steps)
+        });
+    }
+
+    fn apply(&mut self, obs: &QuotaObservation, now: Instant) {
+        self.source = Some(obs.source.as_str());
+        if let Some(limit) = obs.limit {
+            self.limit = Some(limit);
+        }
+        if let Some(window) = obs.window {
+            self.window = Some(window);
+        }
+        if let Some(remaining) = obs.remaining {
+            self.remaining = Some(remaining);
+        }
+        if let Some(reset) = obs.reset_after {
+            self.reset_at = Some(now + reset);
+        }
+        if let Some(level) = obs.bucket {
+            self.observe_bucket(level.used, level.size, now);
+        }
+    }
+
+    fn observe_bucket(&mut self, used: u64, size: u64, now: Instant) {
+        let leak = match self.bucket {
+            Some(prev) => {
+                let elapsed = (now - prev.at).as_secs_f64();
+                if elapsed >= 0.5 {
+                    let leaked = prev.used + prev.added_since as f64 - used as f64;
+                    let measured = (leaked / elapsed).max(MIN_LEAK_PER_SEC);
+                    // Smooth: one odd sample must not swing the pace.
+                    0.7 * prev.leak_per_sec + 0.3 * measured
+                } else {
+                    prev.leak_per_sec
+                }
+            }
+            None => DEFAULT_LEAK_PER_SEC,
+        };
+        let keep_at = self
+            .bucket
+            .filter(|prev| (now - prev.at).as_secs_f64() < 0.5)
+            .map(|prev| (prev.at, prev.added_since + 1));
+        let (at, added_since) = keep_at.unwrap_or((now, 0));
+        self.bucket = Some(Bucket {
+            used: used as f64,
+            size,
+            at,
+            leak_per_sec: leak,
+            added_since,
+        });
+        self.limit = Some(size);
+    }
+
+    fn check_bucket(&self, bucket: Bucket, now: Instant) -> Result<(), Wait> {
+        let leaked = (now - bucket.at).as_secs_f64() * bucket.leak_per_sec;
+        let level = (bucket.used - leaked).max(0.0) + self.in_flight as f64;
+        // Keep one unit free: the level is an estimate.
+        let room = bucket.size.saturating_sub(1) as f64;
+        if level + 1.0 <= room {
+            return Ok(());
+        }
+        let drain = (level + 1.0 - room) / bucket.leak_per_sec;
+        Err(Wait::Until(
+            now + Duration::try_from_secs_f64(drain).unwrap_or(self.config.max_delay),
+        ))
+    }
+
+    /// A silent supplier said "over quota, come back in `wait`": what succeeded since the
+    /// window started is the limit, and the announced end closes the window.
+    fn infer(&mut self, now: Instant, wait: Duration) {
+        // Beyond the cap the announced end is not waited for: the pause ends at the cap and
+        // the next request probes.
+        let end = now + wait.min(self.config.max_delay);
+        if self.inference.successes > 0 && wait <= self.config.max_delay {
+            self.limit = Some(self.inference.successes);
+            if let Some(start) = self.inference.window_start {
+                let window = end.saturating_duration_since(start);
+                if !window.is_zero() {
+                    self.window = Some(window);
+                }
+            }
+            self.source = Some("inferred");
+        }
+        self.reset_at = Some(end);
+        self.inference = Inference {
+            window_start: Some(end),
+            successes: 0,
+        };
+    }
+}
+
+/// The source label shown before any header was seen.
+pub fn source_label(source: Option<Source>) -> Option<&'static str> {
+    source.map(Source::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::observation::LeakyBucket;
+
+    const S: Duration = Duration::from_secs(1);
+    const MS: Duration = Duration::from_millis(1);
+
+    fn tracker() -> Tracker {
+        Tracker::new(TrackerConfig {
+            probes: 2,
+            base_delay: 200 * MS,
+            max_delay: 30 * S,
+        })
+    }
+
+    fn headers(limit: u64, remaining: u64, reset: Duration, window: Option<Duration>) -> QuotaObservation {
+        let mut obs = QuotaObservation::new(Source::Github);
+        obs.limit = Some(limit);
+        obs.remaining = Some(remaining);
+        obs.reset_after = Some(reset);
+        obs.window = window;
+        obs
+    }
+
+    fn send(t: &mut Tracker, now: Instant) {
+        assert_eq!(t.check(now), Ok(()));
+        t.reserve(now);
+    }
+
+    #[test]
+    fn only_probes_go_before_the_first_response() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        send(&mut t, t0);
+        assert_eq!(t.check(t0), Err(Wait::Response));
+        let obs = headers(20, 19, 2 * S, None);
+        t.observe(t0, t0 + 10 * MS, StatusCode::OK, Some(&obs));
+        assert_eq!(t.check(t0 + 10 * MS), Ok(()), "the learned pace takes over");
+    }
+
+    #[test]
+    fn in_flight_requests_hold_their_unit() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        t.observe(t0, t0, StatusCode::OK, Some(&headers(10, 3, 2 * S, None)));
+        for _ in 0..3 {
+            send(&mut t, t0);
+        }
+        assert_eq!(t.check(t0), Err(Wait::Until(t0 + 2 * S)), "3 left, 3 in flight");
+        assert_eq!(t.snapshot(t0).remaining, Some(0));
+        assert_eq!(t.snapshot(t0).in_flight, 3);
+        // One answer says 2 left (it counted itself): 2 left, 2 in flight: still nothing.
+        t.observe(t0, t0 + MS, StatusCode::OK, Some(&headers(10, 2, 2 * S, None)));
+        assert!(t.check(t0 + MS).is_err());
+        // A failed attempt gives its unit back.
+        t.release();
+        assert_eq!(t.check(t0 + MS), Ok(()));
+    }
+
+    #[test]
+    fn an_older_response_never_rolls_the_window_back() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        send(&mut t, t0 + MS);
+        t.observe(t0 + MS, t0 + 5 * MS, StatusCode::OK, Some(&headers(10, 4, 2 * S, None)));
+        t.observe(t0, t0 + 6 * MS, StatusCode::OK, Some(&headers(10, 5, 2 * S, None)));
+        assert_eq!(t.snapshot(t0 + 6 * MS).remaining, Some(4));
+    }
+
+    #[test]
+    fn the_window_rolls_at_the_reset_and_keeps_its_length() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        t.observe(t0, t0, StatusCode::OK, Some(&headers(20, 0, 2 * S, Some(2 * S))));
+        assert_eq!(t.check(t0 + S), Err(Wait::Until(t0 + 2 * S)));
+        assert_eq!(t.check(t0 + 2 * S), Ok(()));
+        assert_eq!(t.snapshot(t0 + 2 * S).remaining, Some(20));
+        assert_eq!(t.snapshot(t0 + 2 * S).reset_in, Some(2 * S), "next reset one window later");
+        // Long idle: the next reset is the next boundary, not one in the past.
+        assert_eq!(t.check(t0 + 9 * S), Ok(()));
+        assert_eq!(t.snapshot(t0 + 9 * S).reset_in, Some(S));
+    }
+
+    #[test]
+    fn a_429_pauses_until_the_announced_instant_capped() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        let mut obs = QuotaObservation::new(Source::RetryAfter);
+        obs.retry_after = Some(3600 * S);
+        obs.rate_limited = true;
+        let until = t.observe(t0, t0, StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        assert_eq!(until, Some(t0 + 30 * S), "capped by retry.max_delay");
+        assert_eq!(t.check(t0 + 29 * S), Err(Wait::Until(t0 + 30 * S)));
+        assert_eq!(t.check(t0 + 30 * S), Ok(()), "after the capped pause a request probes");
+
+        let mut t = tracker();
+        send(&mut t, t0);
+        obs.retry_after = Some(3 * S);
+        let until = t.observe(t0, t0, StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        assert_eq!(until, Some(t0 + 3 * S));
+        assert_eq!(t.paused_until(t0 + S), Some(t0 + 3 * S));
+    }
+
+    #[test]
+    fn a_bare_429_backs_off_with_a_growing_capped_jitter() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        for n in 0..12u32 {
+            let now = t0 + Duration::from_secs(u64::from(n) * 60);
+            t.paused_until = None;
+            send(&mut t, now);
+            let until = t.observe(now, now, StatusCode::TOO_MANY_REQUESTS, None).expect("paused");
+            let ceiling = backoff::ceiling(n, 200 * MS, 30 * S);
+            assert!(until - now <= ceiling, "n = {n}: {:?} > {ceiling:?}", until - now);
+        }
+        send(&mut t, t0 + 3600 * S);
+        t.observe(t0 + 3600 * S, t0 + 3600 * S, StatusCode::OK, None);
+        assert_eq!(t.consecutive_limited, 0, "a success resets the backoff");
+    }
+
+    #[test]
+    fn a_silent_supplier_is_learned_from_its_429s() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        // First response: no quota headers at all.
+        for i in 0..5 {
+            let now = t0 + i * 10 * MS;
+            send(&mut t, now);
+            t.observe(now, now + MS, StatusCode::OK, None);
+        }
+        send(&mut t, t0 + 50 * MS);
+        let mut obs = QuotaObservation::new(Source::RetryAfter);
+        obs.retry_after = Some(2 * S);
+        obs.rate_limited = true;
+        let at = t0 + 60 * MS;
+        t.observe(t0 + 50 * MS, at, StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        let snap = t.snapshot(at);
+        assert_eq!(snap.limit, Some(5));
+        assert_eq!(snap.source, Some("inferred"));
+        let end = at + 2 * S;
+        assert_eq!(t.check(end - MS), Err(Wait::Until(end)));
+        // The next window: exactly the inferred limit, then wait for the inferred reset.
+        for _ in 0..5 {
+            send(&mut t, end);
+            t.observe(end, end + MS, StatusCode::OK, None);
+        }
+        assert_eq!(t.check(end + MS), Err(Wait::Until(end + (end - t0))));
+    }
+
+    #[test]
+    fn a_leaky_bucket_paces_at_its_leak_rate() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        let mut obs = QuotaObservation::new(Source::Shopify);
+        obs.bucket = Some(LeakyBucket { used: 39, size: 40 });
+        t.observe(t0, t0, StatusCode::OK, Some(&obs));
+        assert_eq!(t.check(t0), Err(Wait::Until(t0 + Duration::from_millis(500))), "full: wait one leak at 2/s");
+        assert_eq!(t.check(t0 + S), Ok(()));
+        obs.bucket = Some(LeakyBucket { used: 10, size: 40 });
+        t.observe(t0, t0 + S, StatusCode::OK, Some(&obs));
+        assert_eq!(t.check(t0 + S), Ok(()));
+    }
+}
