@@ -7,6 +7,7 @@ pub mod demo;
 pub mod error;
 pub mod logging;
 pub mod proxy;
+pub mod quota;
 pub mod server;
 pub mod shutdown;
 pub mod sim;
