@@ -188,7 +188,7 @@ pub fn parse_date(value: &str) -> Result<SystemTime, Reason> {
 }
 
 const ISO_UTC: &[BorrowedFormatItem<'static>] = format_description!(
-    "[year]-[month]-[day]T[hour]:[minute][optional [:[second][optional [.[subsecond]]]]]Z"
+    "[year]-[month]-[day]T[hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
 );
 const ISO_OFFSET: &[BorrowedFormatItem<'static>] = format_description!(
     "[year]-[month]-[day]T[hour]:[minute][optional [:[second][optional [.[subsecond]]]]][offset_hour sign:mandatory][optional [:]][offset_minute]"
@@ -204,8 +204,7 @@ pub fn parse_iso8601(s: &str) -> Option<SystemTime> {
         return Some(to_system_time(t));
     }
     if let Some(local) = s.strip_suffix(['Z', 'z']) {
-        let local = format!("{local}Z");
-        return PrimitiveDateTime::parse(&local, ISO_UTC)
+        return PrimitiveDateTime::parse(local, ISO_UTC)
             .ok()
             .map(|t| to_system_time(t.assume_utc()));
     }
