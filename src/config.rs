@@ -102,17 +102,8 @@ pub struct QuotaConfig {
 }
 
 /// `reset_format` of `[upstream.quota]`: how a numeric rate-limit reset header
-/// (`X-RateLimit-Reset` and the like) is read. The default is `Auto`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetFormat {
-    /// `"auto"`, by magnitude: below 1e9 delta seconds, from 1e9 to below 1e11 Unix epoch
-    /// seconds, 1e11 and above Unix epoch milliseconds.
-    Auto,
-    /// `"delta"`: seconds from now.
-    Delta,
-    /// `"epoch"`: Unix epoch seconds.
-    Epoch,
-}
+/// (`X-RateLimit-Reset` and the like) is read; the quota parser's own type.
+pub use crate::quota::observation::ResetFormat;
 
 /// `partition_by` of `[upstream.quota]`: what splits one upstream's quota into several.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -59,7 +59,13 @@ mod tests {
         let none = HeaderMap::new();
         let mut keyed = HeaderMap::new();
         keyed.insert(&IDEMPOTENCY_KEY, http::HeaderValue::from_static("k-1"));
-        for method in [Method::GET, Method::HEAD, Method::OPTIONS, Method::PUT, Method::DELETE] {
+        for method in [
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::PUT,
+            Method::DELETE,
+        ] {
             assert!(is_safe_to_repeat(&method, &none), "{method}");
         }
         for method in [Method::POST, Method::PATCH] {

@@ -107,7 +107,7 @@ impl Upstream {
             quota,
         );
         let parse_options = ParseOptions {
-            reset_format: config.quota.reset_format.into(),
+            reset_format: config.quota.reset_format,
             max_wait: MAX_ANNOUNCED_WAIT,
         };
         Ok(Self {
@@ -136,7 +136,10 @@ impl Upstream {
         let (observation, warnings) = headers::parse(status, headers, now, &self.parse_options);
         let count = warnings.len();
         if count > 0 {
-            let mut warned = self.warned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut warned = self
+                .warned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for warning in warnings {
                 if warned.insert((warning.header.to_string(), warning.reason)) {
                     tracing::warn!(

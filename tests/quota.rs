@@ -42,7 +42,11 @@ async fn burst(url: String) -> (Vec<u16>, Duration) {
         pollers.spawn(async move {
             let mut statuses = Vec::new();
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < REQUESTS {
-                let status = http.get(&url).send().await.map_or(0, |r| r.status().as_u16());
+                let status = http
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_or(0, |r| r.status().as_u16());
                 statuses.push(status);
             }
             statuses
@@ -56,6 +60,7 @@ async fn burst(url: String) -> (Vec<u16>, Duration) {
 }
 
 async fn convention_run(convention: Convention) {
+    headroom::logging::init();
     let supplier = simulator(convention, LIMIT, 0.0).await;
     let gateway = Gateway::start(vec![upstream_config("s", "/s", &supplier.url())]).await;
     let (statuses, elapsed) = burst(gateway.url("/s/records")).await;
@@ -79,10 +84,17 @@ async fn convention_run(convention: Convention) {
         Convention::RetryAfter | Convention::RetryAfterDate => {
             // These suppliers only speak on 429: at most one per window.
             for w in &stats.windows {
-                assert!(w.rejected <= 1, "{convention:?}: window {w:?} saw more than one 429");
+                assert!(
+                    w.rejected <= 1,
+                    "{convention:?}: window {w:?} saw more than one 429"
+                );
             }
         }
-        _ => assert!(stats.rate_limited <= 2, "{convention:?}: {} upstream 429s", stats.rate_limited),
+        _ => assert!(
+            stats.rate_limited <= 2,
+            "{convention:?}: {} upstream 429s",
+            stats.rate_limited
+        ),
     }
     for w in &stats.windows {
         assert!(w.admitted <= u64::from(LIMIT));
@@ -114,10 +126,19 @@ async fn post_without_idempotency_key_is_never_retried() {
     let gateway = Gateway::start(vec![upstream_config("s", "/s", &supplier.url())]).await;
     let http = client();
 
-    let response = http.post(gateway.url("/s/records")).body("{}").send().await.expect("send");
+    let response = http
+        .post(gateway.url("/s/records"))
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
     assert!(response.status().is_server_error());
     assert_eq!(response.headers()["headroom-attempts"], "1");
-    assert_eq!(supplier.stats().requests, 1, "a POST without Idempotency-Key went out once");
+    assert_eq!(
+        supplier.stats().requests,
+        1,
+        "a POST without Idempotency-Key went out once"
+    );
 
     supplier.reset_stats();
     let response = http
@@ -129,7 +150,11 @@ async fn post_without_idempotency_key_is_never_retried() {
         .expect("send");
     assert!(response.status().is_server_error());
     assert_eq!(response.headers()["headroom-attempts"], "5");
-    assert_eq!(supplier.stats().requests, 5, "with a key it is retried up to max_attempts");
+    assert_eq!(
+        supplier.stats().requests,
+        5,
+        "with a key it is retried up to max_attempts"
+    );
 }
 
 #[tokio::test]
@@ -139,16 +164,35 @@ async fn get_is_retried_through_5xx_and_other_4xx_pass_straight_through() {
     let http = client();
     let mut attempts = 0;
     for i in 0..20 {
-        let response = http.get(gateway.url(&format!("/s/records?i={i}"))).send().await.expect("send");
-        attempts += response.headers()["headroom-attempts"].to_str().expect("ascii").parse::<u32>().expect("number");
+        let response = http
+            .get(gateway.url(&format!("/s/records?i={i}")))
+            .send()
+            .await
+            .expect("send");
+        attempts += response.headers()["headroom-attempts"]
+            .to_str()
+            .expect("ascii")
+            .parse::<u32>()
+            .expect("number");
         // With 5 attempts at a 50% failure rate nearly every GET succeeds (seeded dice).
         assert!(response.status() == 200 || response.status().is_server_error());
     }
     let stats = supplier.stats();
-    assert_eq!(u64::from(attempts), stats.requests, "Headroom-Attempts counts what reached the supplier");
-    assert!(stats.server_errors > 0 && attempts > 20, "some GETs were retried");
+    assert_eq!(
+        u64::from(attempts),
+        stats.requests,
+        "Headroom-Attempts counts what reached the supplier"
+    );
+    assert!(
+        stats.server_errors > 0 && attempts > 20,
+        "some GETs were retried"
+    );
 
-    let response = http.get(gateway.url("/s/status/404")).send().await.expect("send");
+    let response = http
+        .get(gateway.url("/s/status/404"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["headroom-attempts"], "1");
 }
@@ -161,10 +205,18 @@ async fn when_every_attempt_gets_429_the_last_one_goes_to_the_client() {
     config.retry.base_delay = Duration::from_millis(1);
     config.retry.max_delay = Duration::from_millis(5);
     let gateway = Gateway::start(vec![config]).await;
-    let response = client().get(gateway.url("/s/status/429")).send().await.expect("send");
+    let response = client()
+        .get(gateway.url("/s/status/429"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["headroom-attempts"], "3");
-    assert_eq!(response.text().await.expect("body"), "{\"status\":429}", "the upstream's body, unchanged");
+    assert_eq!(
+        response.text().await.expect("body"),
+        "{\"status\":429}",
+        "the upstream's body, unchanged"
+    );
     assert_eq!(up.seen().len(), 3);
 }
 
@@ -188,8 +240,16 @@ async fn priority_order_holds_and_a_client_that_leaves_frees_its_place() {
     gateway.wait_for_queue("s", 0).await;
 
     let mut queued = Vec::new();
-    for (path, priority) in [("/s/low", "low"), ("/s/normal", "normal"), ("/s/high", "high"), ("/s/high2", "HIGH")] {
-        let request = http.get(gateway.url(path)).header("headroom-priority", priority).send();
+    for (path, priority) in [
+        ("/s/low", "low"),
+        ("/s/normal", "normal"),
+        ("/s/high", "high"),
+        ("/s/high2", "HIGH"),
+    ] {
+        let request = http
+            .get(gateway.url(path))
+            .header("headroom-priority", priority)
+            .send();
         queued.push(tokio::spawn(request));
         gateway.wait_for_queue("s", queued.len()).await;
     }
@@ -206,6 +266,15 @@ async fn priority_order_holds_and_a_client_that_leaves_frees_its_place() {
         assert_eq!(response.status(), 200);
     }
     let order: Vec<String> = up.seen().iter().map(|s| s.target.clone()).collect();
-    assert_eq!(order, ["/hold", "/high", "/high2", "/normal", "/low"], "the leaver never reached the upstream");
-    assert!(up.seen().iter().all(|s| !s.headers.contains_key("headroom-priority")), "Headroom-Priority is not forwarded");
+    assert_eq!(
+        order,
+        ["/hold", "/high", "/high2", "/normal", "/low"],
+        "the leaver never reached the upstream"
+    );
+    assert!(
+        up.seen()
+            .iter()
+            .all(|s| !s.headers.contains_key("headroom-priority")),
+        "Headroom-Priority is not forwarded"
+    );
 }

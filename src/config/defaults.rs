@@ -77,12 +77,6 @@ impl Default for ServerConfig {
     }
 }
 
-impl Default for ResetFormat {
-    fn default() -> Self {
-        QUOTA_RESET_FORMAT
-    }
-}
-
 impl Default for QuotaConfig {
     /// No `partition_by`: one quota for the whole upstream.
     fn default() -> Self {

@@ -52,7 +52,9 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
     let retry = upstream.config().retry;
     let safe = retry::is_safe_to_repeat(&plan.parts.method, &plan.parts.headers);
     let mut attempted = Attempted {
-        result: Err(ProxyError::UpstreamUnavailable("no attempt was made".into())),
+        result: Err(ProxyError::UpstreamUnavailable(
+            "no attempt was made".into(),
+        )),
         attempts: 0,
         queue_wait: Duration::ZERO,
         slot: None,
@@ -82,8 +84,11 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
 
         let (reason, delay) = match forward::send(upstream, request).await {
             Ok(response) => {
-                let (observation, _) =
-                    upstream.observe_headers(response.status(), response.headers(), clock::wall_now());
+                let (observation, _) = upstream.observe_headers(
+                    response.status(),
+                    response.headers(),
+                    clock::wall_now(),
+                );
                 let pause = reservation.complete(response.status(), observation.as_ref());
                 let limited = observation.as_ref().is_some_and(|o| o.rate_limited);
                 let reason = retry::reason_for_status(response.status(), limited);
@@ -101,14 +106,16 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
                         upstream.note_retry(Reason::RateLimited);
                         continue;
                     }
-                    Some(reason) if may_retry => match backoff_within(&attempted, upstream, &plan) {
-                        Some(delay) => (reason, delay),
-                        None => {
-                            attempted.result = Ok(response);
-                            attempted.slot = Some(slot);
-                            return attempted;
+                    Some(reason) if may_retry => {
+                        match backoff_within(&attempted, upstream, &plan) {
+                            Some(delay) => (reason, delay),
+                            None => {
+                                attempted.result = Ok(response);
+                                attempted.slot = Some(slot);
+                                return attempted;
+                            }
                         }
-                    },
+                    }
                     _ => {
                         attempted.result = Ok(response);
                         attempted.slot = Some(slot);
@@ -144,6 +151,7 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
 /// the request's deadline.
 fn backoff_within(attempted: &Attempted, upstream: &Upstream, plan: &Plan) -> Option<Duration> {
     let retry = upstream.config().retry;
-    let delay = backoff::random_full_jitter(attempted.attempts - 1, retry.base_delay, retry.max_delay);
+    let delay =
+        backoff::random_full_jitter(attempted.attempts - 1, retry.base_delay, retry.max_delay);
     (Instant::now() + delay <= plan.deadline).then_some(delay)
 }

@@ -113,7 +113,10 @@ impl Proxy {
         let headers = response.headers_mut();
         headers.insert(&X_REQUEST_ID, request_id);
         headers.insert(&HEADROOM_ATTEMPTS, HeaderValue::from(outcome.attempts));
-        headers.insert(&HEADROOM_QUEUE_MS, HeaderValue::from(queue_ms(outcome.queue_wait)));
+        headers.insert(
+            &HEADROOM_QUEUE_MS,
+            HeaderValue::from(queue_ms(outcome.queue_wait)),
+        );
         response
     }
 
@@ -122,6 +125,7 @@ impl Proxy {
         peer: SocketAddr,
         request: Request<Incoming>,
         request_id: &HeaderValue,
+        started: Instant,
     ) -> Outcome {
         if let Err(error) = self.admit(&request) {
             return Outcome::refused(None, error);

@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
-use http_body::{Body as _, Frame};
+use http_body::Frame;
 use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
 
 use crate::proxy::body::BoxError;
@@ -38,7 +38,9 @@ impl RequestBody {
             if let Ok(data) = frame.into_data() {
                 buffer.extend_from_slice(&data);
                 if buffer.len() as u64 > max_body {
-                    let head = futures_util::stream::iter([Ok::<_, BoxError>(Frame::data(buffer.freeze()))]);
+                    let head = futures_util::stream::iter([Ok::<_, BoxError>(Frame::data(
+                        buffer.freeze(),
+                    ))]);
                     let rest = BodyStream::new(body.map_err(Into::into));
                     let stream = futures_util::StreamExt::chain(head, rest);
                     return Ok(Self::Streaming(Body::new(StreamBody::new(stream))));
@@ -67,14 +69,22 @@ impl RequestBody {
 mod tests {
     use super::*;
 
-    fn chunked(chunks: &[&'static [u8]]) -> StreamBody<impl futures_util::Stream<Item = Result<Frame<Bytes>, std::convert::Infallible>>> {
-        let frames: Vec<_> = chunks.iter().map(|c| Ok(Frame::data(Bytes::from_static(c)))).collect();
+    fn chunked(
+        chunks: &[&'static [u8]],
+    ) -> StreamBody<impl futures_util::Stream<Item = Result<Frame<Bytes>, std::convert::Infallible>>>
+    {
+        let frames: Vec<_> = chunks
+            .iter()
+            .map(|c| Ok(Frame::data(Bytes::from_static(c))))
+            .collect();
         StreamBody::new(futures_util::stream::iter(frames))
     }
 
     #[tokio::test]
     async fn small_bodies_are_buffered_and_replayed() {
-        let mut body = RequestBody::prepare(chunked(&[b"ab", b"cd"]), 4).await.expect("prepare");
+        let mut body = RequestBody::prepare(chunked(&[b"ab", b"cd"]), 4)
+            .await
+            .expect("prepare");
         assert!(body.replayable());
         for _ in 0..2 {
             let bytes = body.take().collect().await.expect("body").to_bytes();
@@ -84,15 +94,25 @@ mod tests {
 
     #[tokio::test]
     async fn larger_bodies_stream_once_with_nothing_lost() {
-        let mut body = RequestBody::prepare(chunked(&[b"ab", b"cd", b"ef"]), 3).await.expect("prepare");
+        let mut body = RequestBody::prepare(chunked(&[b"ab", b"cd", b"ef"]), 3)
+            .await
+            .expect("prepare");
         assert!(!body.replayable());
-        assert_eq!(body.take().collect().await.expect("body").to_bytes(), "abcdef");
+        assert_eq!(
+            body.take().collect().await.expect("body").to_bytes(),
+            "abcdef"
+        );
 
         let declared = Full::new(Bytes::from_static(b"0123456789"));
         let body = RequestBody::prepare(declared, 4).await.expect("prepare");
-        assert!(!body.replayable(), "a declared length above the limit is not read at all");
+        assert!(
+            !body.replayable(),
+            "a declared length above the limit is not read at all"
+        );
 
-        let body = RequestBody::prepare(Full::new(Bytes::from_static(b"x")), 0).await.expect("prepare");
+        let body = RequestBody::prepare(Full::new(Bytes::from_static(b"x")), 0)
+            .await
+            .expect("prepare");
         assert!(!body.replayable(), "max_body 0 never buffers");
 
         let empty = http_body_util::Empty::<Bytes>::new();

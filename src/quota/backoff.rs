@@ -11,7 +11,11 @@ pub fn ceiling(n: u32, base: Duration, max: Duration) -> Duration {
 /// Full jitter: `unit` (uniform in `[0, 1)`) scales the ceiling. Kept pure so tests pass the
 /// random number in.
 pub fn full_jitter(n: u32, base: Duration, max: Duration, unit: f64) -> Duration {
-    let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.0 };
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     ceiling(n, base, max).mul_f64(unit)
 }
 
@@ -28,7 +32,15 @@ mod tests {
 
     #[test]
     fn ceiling_doubles_then_caps() {
-        let cases = [(0, 200), (1, 400), (2, 800), (3, 1600), (7, 25_600), (8, 30_000), (40, 30_000)];
+        let cases = [
+            (0, 200),
+            (1, 400),
+            (2, 800),
+            (3, 1600),
+            (7, 25_600),
+            (8, 30_000),
+            (40, 30_000),
+        ];
         for (n, want) in cases {
             assert_eq!(ceiling(n, 200 * MS, 30_000 * MS), want * MS, "n = {n}");
         }
@@ -39,7 +51,10 @@ mod tests {
         assert_eq!(full_jitter(2, 200 * MS, 30_000 * MS, 0.0), Duration::ZERO);
         assert_eq!(full_jitter(2, 200 * MS, 30_000 * MS, 0.5), 400 * MS);
         assert_eq!(full_jitter(2, 200 * MS, 30_000 * MS, 1.0), 800 * MS);
-        assert_eq!(full_jitter(2, 200 * MS, 30_000 * MS, f64::NAN), Duration::ZERO);
+        assert_eq!(
+            full_jitter(2, 200 * MS, 30_000 * MS, f64::NAN),
+            Duration::ZERO
+        );
         for _ in 0..1000 {
             assert!(random_full_jitter(3, 200 * MS, 1000 * MS) <= 1000 * MS);
         }

@@ -1,6 +1,15 @@
-//! The quota engine: what each supplier's headers say, what that leaves to send, and when.
+//! The quota engine: what each supplier's headers say ([`headers`] turns one response into a
+//! [`QuotaObservation`]), what that leaves to send ([`tracker`], [`state`]), and when
+//! ([`backoff`], [`clock`]).
 
 pub mod backoff;
 pub mod clock;
+pub mod headers;
+pub mod observation;
 pub mod state;
 pub mod tracker;
+
+pub use headers::parse;
+pub use observation::{
+    HeaderWarning, LeakyBucket, ParseOptions, QuotaObservation, Reason, ResetFormat, Source,
+};

@@ -14,7 +14,8 @@ use crate::config::LimitConfig;
 use crate::quota::clock::TokioClock;
 use crate::quota::tracker::{Snapshot, Tracker, TrackerConfig, Wait};
 
-type StaticLimiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Duration>>;
+type StaticLimiter =
+    RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Duration>>;
 
 /// Longest partition key kept as is; longer values are cut (they are API keys, not essays).
 const MAX_KEY_LEN: usize = 256;
@@ -58,7 +59,9 @@ impl QuotaState {
 
     /// The tracker for `key` (`None`: the upstream's own quota).
     pub fn tracker(&mut self, key: Option<&str>, now: Instant) -> &mut Tracker {
-        let Some(key) = key else { return &mut self.shared };
+        let Some(key) = key else {
+            return &mut self.shared;
+        };
         let key = truncate(key);
         if !self.partitions.contains_key(key) && self.partitions.len() >= self.max_partitions {
             self.forget_least_recent();

@@ -24,6 +24,11 @@ use crate::quota::observation::{QuotaObservation, Source};
 const DEFAULT_LEAK_PER_SEC: f64 = 2.0;
 /// Slowest leak rate believed (one request per 10 s).
 const MIN_LEAK_PER_SEC: f64 = 0.1;
+/// How far apart two announced resets may be and still name the same window.
+const STALE_SLACK: Duration = Duration::from_secs(1);
+/// A supplier that has answered this many requests without a quota header or a 429 is taken
+/// to have no quota: the one-at-a-time probing of a silent supplier stops.
+const SILENT_PROBE_SUCCESSES: u64 = 200;
 /// When nothing says when a spent quota comes back, look again after this long.
 const UNKNOWN_RESET_POLL: Duration = Duration::from_secs(1);
 
@@ -74,6 +79,9 @@ struct Bucket {
 struct Inference {
     /// Start of the window being counted (first request, then each announced window end).
     window_start: Option<Instant>,
+    /// Whether `window_start` is a real window boundary (an announced end) rather than the
+    /// first request, which may fall anywhere in the supplier's window.
+    boundary: bool,
     /// Successful responses in that window.
     successes: u64,
 }
@@ -106,6 +114,18 @@ pub struct Tracker {
     in_flight: u64,
     /// Send time of the request whose observation was applied last.
     newest_applied: Option<Instant>,
+    /// The reset instant of the last window this tracker rolled past.
+    rolled_at: Option<Instant>,
+    /// When a spent quota with no known reset may send one probe.
+    probe_at: Option<Instant>,
+    /// A probe of a spent quota is in flight: its success opens the next window.
+    probing: bool,
+    /// For an inferred window: when the next one should start (the first probe goes then).
+    expected_reset: Option<Instant>,
+    /// The guessed start of the current inferred window, until a probe confirms it.
+    guessed_reset: Option<Instant>,
+    /// Whether `reset_at` was announced by the supplier (a 429's wait), not inferred.
+    reset_announced: bool,
     paused_until: Option<Instant>,
     consecutive_limited: u32,
     speaks: Speaks,
@@ -125,6 +145,12 @@ impl Tracker {
             bucket: None,
             in_flight: 0,
             newest_applied: None,
+            rolled_at: None,
+            probe_at: None,
+            probing: false,
+            expected_reset: None,
+            guessed_reset: None,
+            reset_announced: false,
             paused_until: None,
             consecutive_limited: 0,
             speaks: Speaks::Unknown,
@@ -147,14 +173,35 @@ impl Tracker {
         }
         match self.remaining {
             Some(remaining) if remaining > self.in_flight => Ok(()),
-            Some(_) => Err(match self.reset_at {
-                Some(reset) => Wait::Until(reset),
-                None if self.in_flight > 0 => Wait::Response,
-                None => Wait::Until(now + self.window.map_or(UNKNOWN_RESET_POLL, |w| {
-                    w / u32::try_from(self.limit.unwrap_or(1).max(1)).unwrap_or(u32::MAX)
-                })),
-            }),
+            Some(_) => match self.reset_at {
+                Some(reset) => Err(Wait::Until(reset)),
+                None if self.in_flight > 0 => Err(Wait::Response),
+                // Spent, and nothing says when it comes back: one probe request after a while.
+                None => {
+                    let poll = self.window.map_or(UNKNOWN_RESET_POLL, |w| {
+                        w / u32::try_from(self.limit.unwrap_or(1).max(1)).unwrap_or(u32::MAX)
+                    });
+                    let at = *self
+                        .probe_at
+                        .get_or_insert_with(|| self.expected_reset.take().unwrap_or(now + poll));
+                    if now < at {
+                        return Err(Wait::Until(at));
+                    }
+                    self.probe_at = None;
+                    self.probing = true;
+                    Ok(())
+                }
+            },
             None if self.speaks == Speaks::Unknown && self.in_flight >= self.config.probes => {
+                Err(Wait::Response)
+            }
+            // A silent supplier tells its quota only by a 429: until one did, send one request
+            // at a time, so the 429 that reveals the limit is the only one in its window.
+            None if self.speaks == Speaks::Silent
+                && self.limit.is_none()
+                && self.inference.successes < SILENT_PROBE_SUCCESSES
+                && self.in_flight >= 1 =>
+            {
                 Err(Wait::Response)
             }
             None => Ok(()),
@@ -184,13 +231,15 @@ impl Tracker {
         observation: Option<&QuotaObservation>,
     ) -> Option<Instant> {
         self.release();
-        let limited = status == StatusCode::TOO_MANY_REQUESTS
-            || observation.is_some_and(|o| o.rate_limited);
+        let limited =
+            status == StatusCode::TOO_MANY_REQUESTS || observation.is_some_and(|o| o.rate_limited);
         let facts = observation.filter(|o| o.has_quota());
         match facts {
             Some(obs) => {
                 self.speaks = Speaks::Headers;
-                if self.newest_applied.is_none_or(|newest| sent_at >= newest) {
+                let in_order = obs.reset_after.is_some()
+                    || self.newest_applied.is_none_or(|newest| sent_at >= newest);
+                if in_order && !self.is_stale(obs, now) {
                     self.apply(obs, now);
                     self.newest_applied = Some(sent_at);
                 }
@@ -200,8 +249,20 @@ impl Tracker {
                     self.speaks = Speaks::Silent;
                 }
                 if !limited {
-                    // Nobody told us; the request spent one unit of whatever we believe is left.
-                    if let Some(remaining) = &mut self.remaining {
+                    if std::mem::take(&mut self.probing) {
+                        // The probe of a spent quota went through: a new window is open.
+                        self.remaining = self.limit.map(|limit| limit.saturating_sub(1));
+                        self.guessed_reset = None;
+                        if self.inference.successes > 0 {
+                            // Not at a guessed start: the window began somewhere since.
+                            self.inference = Inference {
+                                window_start: Some(sent_at),
+                                boundary: false,
+                                successes: 0,
+                            };
+                        }
+                    } else if let Some(remaining) = &mut self.remaining {
+                        // Nobody told us; the request spent one unit of what we believe is left.
                         *remaining = remaining.saturating_sub(1);
                     }
                 }
@@ -215,6 +276,9 @@ impl Tracker {
             return None;
         }
         self.consecutive_limited = self.consecutive_limited.saturating_add(1);
+        self.probing = false;
+        self.probe_at = None;
+        self.expected_reset = None;
         let announced = observation.and_then(|o| {
             o.retry_after.or_else(|| {
                 (o.remaining == Some(0) || o.bucket.is_some())
@@ -281,20 +345,61 @@ impl Tracker {
         }
     }
 
+    /// Whether an observation describes a window older than the one this tracker is in: its
+    /// reset lies before the current reset, or at a reset already rolled past. Reset values
+    /// carry up to a second of rounding (whole seconds, the `Date` header), hence the slack.
+    fn is_stale(&self, obs: &QuotaObservation, now: Instant) -> bool {
+        let Some(reset) = obs.reset_after.map(|after| now + after) else {
+            return false;
+        };
+        let slack = self.slack();
+        self.rolled_at.is_some_and(|rolled| reset < rolled + slack)
+            || self.reset_at.is_some_and(|current| reset + slack < current)
+    }
+
+    /// How far apart two announced resets may be and still name the same window.
+    fn slack(&self) -> Duration {
+        self.window
+            .map_or(STALE_SLACK, |w| (w / 2).min(STALE_SLACK))
+    }
+
     /// A new window once the announced reset has passed.
     fn roll(&mut self, now: Instant) {
         let Some(reset) = self.reset_at else { return };
         if now < reset {
             return;
         }
-        self.remaining = self.limit;
-        self.reset_at = self.window.filter(|w| !w.is_zero()).map(|window| {
+        self.rolled_at = Some(reset);
+        let next = self.window.filter(|w| !w.is_zero()).map(|window| {
             let behind = (now - reset).as_nanos() / window.as_nanos();
             let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
             reset + window.saturating_mul(steps)
         });
+        if self.speaks == Speaks::Silent {
+            // An inferred window is only a guess: one probe first, the rest once it is in.
+            self.remaining = Some(0);
+            self.reset_at = None;
+            self.probe_at = Some(reset);
+            self.expected_reset = next;
+            // A reset announced by a 429 is a real window start; one from the inferred
+            // window length is a guess until its probe goes through.
+            let announced = std::mem::take(&mut self.reset_announced);
+            self.guessed_reset = (!announced).then_some(reset);
+            self.inference = Inference {
+                window_start: Some(reset),
+                boundary: announced,
+                successes: 0,
+            };
+        } else {
+            self.remaining = self.limit;
+            self.reset_at = next;
+        }
     }
 
+    /// Applies a (not stale) observation. Within one window the supplier's count only goes
+    /// up, however its answers are ordered on the way back: the lowest `remaining` and the
+    /// earliest reset seen win (resets are rounded up by suppliers, so the earliest is the
+    /// most exact and still not early). A later window replaces the numbers.
     fn apply(&mut self, obs: &QuotaObservation, now: Instant) {
         self.source = Some(obs.source.as_str());
         if let Some(limit) = obs.limit {
@@ -303,11 +408,25 @@ impl Tracker {
         if let Some(window) = obs.window {
             self.window = Some(window);
         }
-        if let Some(remaining) = obs.remaining {
-            self.remaining = Some(remaining);
-        }
-        if let Some(reset) = obs.reset_after {
-            self.reset_at = Some(now + reset);
+        let observed_reset = obs.reset_after.map(|after| now + after);
+        let same_window = match (observed_reset, self.reset_at) {
+            (Some(observed), Some(current)) => observed <= current + self.slack(),
+            _ => false,
+        };
+        if same_window {
+            if let Some(remaining) = obs.remaining {
+                self.remaining = Some(self.remaining.map_or(remaining, |r| r.min(remaining)));
+            }
+            if let (Some(observed), Some(current)) = (observed_reset, self.reset_at) {
+                self.reset_at = Some(current.min(observed));
+            }
+        } else {
+            if let Some(remaining) = obs.remaining {
+                self.remaining = Some(remaining);
+            }
+            if observed_reset.is_some() {
+                self.reset_at = observed_reset;
+            }
         }
         if let Some(level) = obs.bucket {
             self.observe_bucket(level.used, level.size, now);
@@ -364,19 +483,35 @@ impl Tracker {
         // Beyond the cap the announced end is not waited for: the pause ends at the cap and
         // the next request probes.
         let end = now + wait.min(self.config.max_delay);
-        if self.inference.successes > 0 && wait <= self.config.max_delay {
-            self.limit = Some(self.inference.successes);
-            if let Some(start) = self.inference.window_start {
-                let window = end.saturating_duration_since(start);
-                if !window.is_zero() {
-                    self.window = Some(window);
+        let guessed = self.guessed_reset.take();
+        if wait <= self.config.max_delay {
+            let counted = self.inference.successes;
+            let start = self.inference.window_start.filter(|_| self.inference.boundary);
+            match (start, guessed) {
+                // A whole window, from an announced end to this one.
+                (Some(start), _) if counted > 0 => {
+                    let window = end.saturating_duration_since(start);
+                    if !window.is_zero() {
+                        self.window = Some(window);
+                    }
                 }
+                // The probe at a guessed window start met the old window: the window is
+                // longer than guessed by as much as its real end is later than the guess.
+                (None, Some(guess)) => {
+                    self.window = self.window.map(|w| w + end.saturating_duration_since(guess));
+                }
+                _ => {}
             }
-            self.source = Some("inferred");
+            if counted > 0 {
+                self.limit = Some(counted);
+                self.source = Some("inferred");
+            }
         }
         self.reset_at = Some(end);
+        self.reset_announced = true;
         self.inference = Inference {
             window_start: Some(end),
+            boundary: true,
             successes: 0,
         };
     }
@@ -403,7 +538,12 @@ mod tests {
         })
     }
 
-    fn headers(limit: u64, remaining: u64, reset: Duration, window: Option<Duration>) -> QuotaObservation {
+    fn headers(
+        limit: u64,
+        remaining: u64,
+        reset: Duration,
+        window: Option<Duration>,
+    ) -> QuotaObservation {
         let mut obs = QuotaObservation::new(Source::Github);
         obs.limit = Some(limit);
         obs.remaining = Some(remaining);
@@ -438,11 +578,20 @@ mod tests {
         for _ in 0..3 {
             send(&mut t, t0);
         }
-        assert_eq!(t.check(t0), Err(Wait::Until(t0 + 2 * S)), "3 left, 3 in flight");
+        assert_eq!(
+            t.check(t0),
+            Err(Wait::Until(t0 + 2 * S)),
+            "3 left, 3 in flight"
+        );
         assert_eq!(t.snapshot(t0).remaining, Some(0));
         assert_eq!(t.snapshot(t0).in_flight, 3);
         // One answer says 2 left (it counted itself): 2 left, 2 in flight: still nothing.
-        t.observe(t0, t0 + MS, StatusCode::OK, Some(&headers(10, 2, 2 * S, None)));
+        t.observe(
+            t0,
+            t0 + MS,
+            StatusCode::OK,
+            Some(&headers(10, 2, 2 * S, None)),
+        );
         assert!(t.check(t0 + MS).is_err());
         // A failed attempt gives its unit back.
         t.release();
@@ -455,9 +604,42 @@ mod tests {
         let mut t = tracker();
         send(&mut t, t0);
         send(&mut t, t0 + MS);
-        t.observe(t0 + MS, t0 + 5 * MS, StatusCode::OK, Some(&headers(10, 4, 2 * S, None)));
-        t.observe(t0, t0 + 6 * MS, StatusCode::OK, Some(&headers(10, 5, 2 * S, None)));
+        t.observe(
+            t0 + MS,
+            t0 + 5 * MS,
+            StatusCode::OK,
+            Some(&headers(10, 4, 2 * S, None)),
+        );
+        t.observe(
+            t0,
+            t0 + 6 * MS,
+            StatusCode::OK,
+            Some(&headers(10, 5, 2 * S, None)),
+        );
         assert_eq!(t.snapshot(t0 + 6 * MS).remaining, Some(4));
+    }
+
+    #[test]
+    fn a_late_answer_from_the_old_window_does_not_reopen_it() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        t.observe(t0, t0, StatusCode::OK, Some(&headers(20, 1, 2 * S, None)));
+        send(&mut t, t0 + S);
+        // The window resets at t0 + 2 s: the full quota is back (the request still in flight
+        // holds one unit until it answers).
+        assert_eq!(t.check(t0 + 2 * S), Ok(()));
+        for _ in 0..19 {
+            send(&mut t, t0 + 2 * S);
+        }
+        assert!(t.check(t0 + 2 * S).is_err());
+        // The request sent at t0 + 1 s answers late, from the old window: its "0 left" is
+        // ignored, and its unit comes back.
+        let late = t0 + 2 * S + 10 * MS;
+        t.observe(t0 + S, late, StatusCode::OK, Some(&headers(20, 0, Duration::ZERO, None)));
+        assert_eq!(t.snapshot(late).remaining, Some(1));
+        send(&mut t, late);
+        assert!(t.check(late).is_err(), "20 in flight, quota 20: nothing more");
     }
 
     #[test]
@@ -465,11 +647,20 @@ mod tests {
         let t0 = Instant::now();
         let mut t = tracker();
         send(&mut t, t0);
-        t.observe(t0, t0, StatusCode::OK, Some(&headers(20, 0, 2 * S, Some(2 * S))));
+        t.observe(
+            t0,
+            t0,
+            StatusCode::OK,
+            Some(&headers(20, 0, 2 * S, Some(2 * S))),
+        );
         assert_eq!(t.check(t0 + S), Err(Wait::Until(t0 + 2 * S)));
         assert_eq!(t.check(t0 + 2 * S), Ok(()));
         assert_eq!(t.snapshot(t0 + 2 * S).remaining, Some(20));
-        assert_eq!(t.snapshot(t0 + 2 * S).reset_in, Some(2 * S), "next reset one window later");
+        assert_eq!(
+            t.snapshot(t0 + 2 * S).reset_in,
+            Some(2 * S),
+            "next reset one window later"
+        );
         // Long idle: the next reset is the next boundary, not one in the past.
         assert_eq!(t.check(t0 + 9 * S), Ok(()));
         assert_eq!(t.snapshot(t0 + 9 * S).reset_in, Some(S));
@@ -486,7 +677,11 @@ mod tests {
         let until = t.observe(t0, t0, StatusCode::TOO_MANY_REQUESTS, Some(&obs));
         assert_eq!(until, Some(t0 + 30 * S), "capped by retry.max_delay");
         assert_eq!(t.check(t0 + 29 * S), Err(Wait::Until(t0 + 30 * S)));
-        assert_eq!(t.check(t0 + 30 * S), Ok(()), "after the capped pause a request probes");
+        assert_eq!(
+            t.check(t0 + 30 * S),
+            Ok(()),
+            "after the capped pause a request probes"
+        );
 
         let mut t = tracker();
         send(&mut t, t0);
@@ -504,9 +699,15 @@ mod tests {
             let now = t0 + Duration::from_secs(u64::from(n) * 60);
             t.paused_until = None;
             send(&mut t, now);
-            let until = t.observe(now, now, StatusCode::TOO_MANY_REQUESTS, None).expect("paused");
+            let until = t
+                .observe(now, now, StatusCode::TOO_MANY_REQUESTS, None)
+                .expect("paused");
             let ceiling = backoff::ceiling(n, 200 * MS, 30 * S);
-            assert!(until - now <= ceiling, "n = {n}: {:?} > {ceiling:?}", until - now);
+            assert!(
+                until - now <= ceiling,
+                "n = {n}: {:?} > {ceiling:?}",
+                until - now
+            );
         }
         send(&mut t, t0 + 3600 * S);
         t.observe(t0 + 3600 * S, t0 + 3600 * S, StatusCode::OK, None);
@@ -534,12 +735,26 @@ mod tests {
         assert_eq!(snap.source, Some("inferred"));
         let end = at + 2 * S;
         assert_eq!(t.check(end - MS), Err(Wait::Until(end)));
-        // The next window: exactly the inferred limit, then wait for the inferred reset.
+        // The next window: exactly the inferred limit.
         for _ in 0..5 {
             send(&mut t, end);
             t.observe(end, end + MS, StatusCode::OK, None);
         }
-        assert_eq!(t.check(end + MS), Err(Wait::Until(end + (end - t0))));
+        // Nothing says yet when this window ends: one probe a second later...
+        let probe = end + MS + S;
+        assert_eq!(t.check(end + MS), Err(Wait::Until(probe)));
+        send(&mut t, probe);
+        assert!(t.check(probe).is_err(), "one probe at a time");
+        // ...meets the 429 that dates the window, which started at a known boundary.
+        obs.retry_after = Some(999 * MS);
+        t.observe(probe, probe, StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        let end2 = probe + 999 * MS;
+        assert_eq!(t.snapshot(probe).limit, Some(5));
+        for _ in 0..5 {
+            send(&mut t, end2);
+            t.observe(end2, end2 + MS, StatusCode::OK, None);
+        }
+        assert_eq!(t.check(end2 + MS), Err(Wait::Until(end2 + (end2 - end))), "paced by the learned window");
     }
 
     #[test]
@@ -550,7 +765,11 @@ mod tests {
         let mut obs = QuotaObservation::new(Source::Shopify);
         obs.bucket = Some(LeakyBucket { used: 39, size: 40 });
         t.observe(t0, t0, StatusCode::OK, Some(&obs));
-        assert_eq!(t.check(t0), Err(Wait::Until(t0 + Duration::from_millis(500))), "full: wait one leak at 2/s");
+        assert_eq!(
+            t.check(t0),
+            Err(Wait::Until(t0 + Duration::from_millis(500))),
+            "full: wait one leak at 2/s"
+        );
         assert_eq!(t.check(t0 + S), Ok(()));
         obs.bucket = Some(LeakyBucket { used: 10, size: 40 });
         t.observe(t0, t0 + S, StatusCode::OK, Some(&obs));

@@ -152,10 +152,7 @@ impl Scheduler {
             (rx, entry_state)
         };
         shared.wake.notify_one();
-        let waiter = Waiter {
-            shared,
-            state,
-        };
+        let waiter = Waiter { shared, state };
         let result = tokio::time::timeout_at(deadline, rx).await;
         match result {
             Ok(Ok(outcome)) => outcome,
@@ -218,7 +215,9 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the counters half-updated in a way
         // worse than stopping the upstream; keep serving.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn observe(
@@ -229,17 +228,28 @@ impl Shared {
         status: StatusCode,
         observation: Option<&QuotaObservation>,
     ) -> Option<Instant> {
-        let pause = self
-            .lock()
-            .quota
-            .tracker(partition, now)
-            .observe(sent_at, now, status, observation);
+        let mut state = self.lock();
+        let tracker = state.quota.tracker(partition, now);
+        let pause = tracker.observe(sent_at, now, status, observation);
+        tracing::trace!(
+            status = status.as_u16(),
+            observed_remaining = observation.and_then(|o| o.remaining),
+            observed_reset_ms = observation
+                .and_then(|o| o.reset_after)
+                .map(|d| d.as_millis() as u64),
+            quota = ?tracker.snapshot(now),
+            "observed"
+        );
+        drop(state);
         self.wake.notify_one();
         pause
     }
 
     pub(crate) fn release(&self, partition: Option<&str>) {
-        self.lock().quota.tracker(partition, Instant::now()).release();
+        self.lock()
+            .quota
+            .tracker(partition, Instant::now())
+            .release();
         self.wake.notify_one();
     }
 
@@ -270,7 +280,9 @@ impl Shared {
         let mut chosen: Option<Position> = None;
         let candidates = match state.queue.next() {
             None => return None,
-            Some(head) if state.queue.get(head).is_some_and(|e| e.partition.is_none()) => vec![head],
+            Some(head) if state.queue.get(head).is_some_and(|e| e.partition.is_none()) => {
+                vec![head]
+            }
             Some(_) => state.queue.in_order(),
         };
         for at in candidates {
@@ -282,6 +294,7 @@ impl Shared {
             }
             match state.quota.try_reserve(partition.as_deref(), now) {
                 Ok(()) => {
+                    tracing::trace!(quota = ?state.quota.snapshot(now), "granted from the queue");
                     chosen = Some(at);
                     break;
                 }
@@ -303,7 +316,10 @@ impl Shared {
             if taken {
                 // If the waiter left in the meantime the grant comes back here and its drop
                 // gives the slot and the unit back.
-                let _ = entry.slot.tx.send(Ok(Grant::new(reservation, slot, now - entry.enqueued)));
+                let _ = entry
+                    .slot
+                    .tx
+                    .send(Ok(Grant::new(reservation, slot, now - entry.enqueued)));
             }
             return None;
         }
@@ -329,13 +345,13 @@ impl Shared {
                 }
             }
         }
-        blocked
-            .iter()
-            .map(|(_, wait)| *wait)
-            .min_by_key(|wait| match wait {
+        blocked.iter().map(|(_, wait)| *wait).min_by_key(|wait| {
+            match wait {
                 Wait::Until(until) => Some(*until),
                 Wait::Response => None,
-            }.map_or((1, now), |u| (0, u)))
+            }
+            .map_or((1, now), |u| (0, u))
+        })
     }
 }
 
@@ -355,7 +371,9 @@ async fn dispatch(shared: Arc<Shared>) {
             },
             () = shared.wake.notified() => continue,
         };
-        match shared.try_grant(slot) {
+        let blocked = shared.try_grant(slot);
+        tracing::trace!(?blocked, "dispatcher");
+        match blocked {
             None => {}
             Some(Wait::Until(until)) => {
                 tokio::select! {

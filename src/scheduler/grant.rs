@@ -40,8 +40,13 @@ impl Reservation {
     ) -> Option<Instant> {
         self.done = true;
         let now = Instant::now();
-        self.shared
-            .observe(self.partition.as_deref(), self.sent_at, now, status, observation)
+        self.shared.observe(
+            self.partition.as_deref(),
+            self.sent_at,
+            now,
+            status,
+            observation,
+        )
     }
 }
 
@@ -64,7 +69,11 @@ pub struct Grant {
 }
 
 impl Grant {
-    pub(super) fn new(reservation: Reservation, slot: OwnedSemaphorePermit, queue_wait: Duration) -> Self {
+    pub(super) fn new(
+        reservation: Reservation,
+        slot: OwnedSemaphorePermit,
+        queue_wait: Duration,
+    ) -> Self {
         Self {
             reservation,
             queue_wait,

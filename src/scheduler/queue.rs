@@ -251,7 +251,15 @@ mod tests {
     fn in_order_matches_next() {
         let t0 = Instant::now();
         let mut queue = Queue::new(Duration::from_secs(8));
-        for (i, p) in [Priority::Low, Priority::High, Priority::Normal, Priority::High].into_iter().enumerate() {
+        for (i, p) in [
+            Priority::Low,
+            Priority::High,
+            Priority::Normal,
+            Priority::High,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             queue.push(entry(p, t0 + Duration::from_secs(i as u64), i as u32));
         }
         let ordered: Vec<u32> = queue
@@ -269,7 +277,11 @@ mod tests {
         for i in 0..6 {
             queue.push(entry(Priority::Normal, t0, i));
         }
-        let taken: Vec<u32> = queue.drain_where(|e| e.slot % 2 == 0).into_iter().map(|e| e.slot).collect();
+        let taken: Vec<u32> = queue
+            .drain_where(|e| e.slot % 2 == 0)
+            .into_iter()
+            .map(|e| e.slot)
+            .collect();
         assert_eq!(taken, [0, 2, 4]);
         assert_eq!(queue.len(), 3);
     }

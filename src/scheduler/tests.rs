@@ -14,7 +14,12 @@ use crate::quota::tracker::TrackerConfig;
 
 const S: Duration = Duration::from_secs(1);
 
-fn scheduler(concurrency: usize, max_depth: usize, max_wait: Duration, max_delay: Duration) -> Scheduler {
+fn scheduler(
+    concurrency: usize,
+    max_depth: usize,
+    max_wait: Duration,
+    max_delay: Duration,
+) -> Scheduler {
     scheduler_with_limit(concurrency, max_depth, max_wait, max_delay, None)
 }
 
@@ -60,9 +65,15 @@ async fn a_60_second_window_holds_the_next_request_until_it_resets() {
     let s = scheduler(8, 100, 120 * S, 30 * S);
     let deadline = Instant::now() + 120 * S;
     for remaining in [2, 1, 0] {
-        let grant = s.acquire(Priority::Normal, None, deadline).await.expect("granted");
+        let grant = s
+            .acquire(Priority::Normal, None, deadline)
+            .await
+            .expect("granted");
         assert_eq!(grant.queue_wait, Duration::ZERO);
-        grant.into_parts().0.complete(StatusCode::OK, Some(&window(3, remaining, 60 * S)));
+        grant
+            .into_parts()
+            .0
+            .complete(StatusCode::OK, Some(&window(3, remaining, 60 * S)));
     }
     let started = Instant::now();
     let waiting = tokio::spawn(async move {
@@ -82,20 +93,36 @@ async fn a_60_second_window_holds_the_next_request_until_it_resets() {
 async fn a_one_hour_retry_after_pauses_the_upstream_or_answers_at_once() {
     let s = scheduler(8, 100, 2 * 3600 * S, 2 * 3600 * S);
     let deadline = Instant::now() + 2 * 3600 * S;
-    let grant = s.acquire(Priority::Normal, None, deadline).await.expect("granted");
+    let grant = s
+        .acquire(Priority::Normal, None, deadline)
+        .await
+        .expect("granted");
     let mut obs = QuotaObservation::new(Source::RetryAfter);
     obs.retry_after = Some(3600 * S);
     obs.rate_limited = true;
-    let until = grant.into_parts().0.complete(StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+    let until = grant
+        .into_parts()
+        .0
+        .complete(StatusCode::TOO_MANY_REQUESTS, Some(&obs));
     assert_eq!(until, Some(Instant::now() + 3600 * S));
 
     // A request whose deadline is within the hour is answered at once, with the real wait.
-    let short = s.acquire(Priority::Normal, None, Instant::now() + 30 * S).await;
-    assert_eq!(short.err(), Some(Rejected::QueueTimeout { retry_after: 3600 * S }));
+    let short = s
+        .acquire(Priority::Normal, None, Instant::now() + 30 * S)
+        .await;
+    assert_eq!(
+        short.err(),
+        Some(Rejected::QueueTimeout {
+            retry_after: 3600 * S
+        })
+    );
 
     // One that may wait is sent when the hour is over, not before.
     let started = Instant::now();
-    let grant = s.acquire(Priority::Normal, None, deadline).await.expect("granted");
+    let grant = s
+        .acquire(Priority::Normal, None, deadline)
+        .await
+        .expect("granted");
     assert_eq!(Instant::now() - started, 3600 * S);
     assert_eq!(grant.queue_wait, 3600 * S);
 }
@@ -103,20 +130,36 @@ async fn a_one_hour_retry_after_pauses_the_upstream_or_answers_at_once() {
 #[tokio::test(start_paused = true)]
 async fn queued_requests_that_cannot_make_it_are_answered_when_the_pause_starts() {
     let s = std::sync::Arc::new(scheduler(1, 100, 10 * S, 3600 * S));
-    let first = s.acquire(Priority::Normal, None, Instant::now() + 10 * S).await.expect("granted");
+    let first = s
+        .acquire(Priority::Normal, None, Instant::now() + 10 * S)
+        .await
+        .expect("granted");
     let queued = {
         let s = s.clone();
-        tokio::spawn(async move { s.acquire(Priority::Normal, None, Instant::now() + 10 * S).await.map(|_| ()) })
+        tokio::spawn(async move {
+            s.acquire(Priority::Normal, None, Instant::now() + 10 * S)
+                .await
+                .map(|_| ())
+        })
     };
     settle().await;
     assert_eq!(s.queue_depth(), 1);
     let mut obs = QuotaObservation::new(Source::RetryAfter);
     obs.retry_after = Some(600 * S);
     obs.rate_limited = true;
-    first.into_parts().0.complete(StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+    first
+        .into_parts()
+        .0
+        .complete(StatusCode::TOO_MANY_REQUESTS, Some(&obs));
     settle().await;
     let rejected = queued.await.expect("join");
-    assert_eq!(rejected, Err(Rejected::QueueTimeout { retry_after: 600 * S }), "answered without waiting 10 s");
+    assert_eq!(
+        rejected,
+        Err(Rejected::QueueTimeout {
+            retry_after: 600 * S
+        }),
+        "answered without waiting 10 s"
+    );
     assert_eq!(s.queue_depth(), 0);
 }
 
@@ -124,10 +167,17 @@ async fn queued_requests_that_cannot_make_it_are_answered_when_the_pause_starts(
 async fn the_queue_is_bounded_and_a_leaver_frees_its_place_at_once() {
     let s = std::sync::Arc::new(scheduler(1, 1, 30 * S, 30 * S));
     let deadline = Instant::now() + 30 * S;
-    let holder = s.acquire(Priority::Normal, None, deadline).await.expect("granted");
+    let holder = s
+        .acquire(Priority::Normal, None, deadline)
+        .await
+        .expect("granted");
     let waiter = {
         let s = s.clone();
-        tokio::spawn(async move { s.acquire(Priority::Normal, None, deadline).await.map(|_| ()) })
+        tokio::spawn(async move {
+            s.acquire(Priority::Normal, None, deadline)
+                .await
+                .map(|_| ())
+        })
     };
     settle().await;
     assert_eq!(s.queue_depth(), 1);
@@ -136,10 +186,18 @@ async fn the_queue_is_bounded_and_a_leaver_frees_its_place_at_once() {
 
     waiter.abort();
     let _ = waiter.await;
-    assert_eq!(s.queue_depth(), 0, "the place is free as soon as the client left");
+    assert_eq!(
+        s.queue_depth(),
+        0,
+        "the place is free as soon as the client left"
+    );
     let next = {
         let s = s.clone();
-        tokio::spawn(async move { s.acquire(Priority::Normal, None, deadline).await.map(|g| g.queue_wait) })
+        tokio::spawn(async move {
+            s.acquire(Priority::Normal, None, deadline)
+                .await
+                .map(|g| g.queue_wait)
+        })
     };
     settle().await;
     assert_eq!(s.queue_depth(), 1);
@@ -152,9 +210,18 @@ async fn the_queue_is_bounded_and_a_leaver_frees_its_place_at_once() {
 async fn high_goes_first_and_fifo_holds_within_a_class() {
     let s = std::sync::Arc::new(scheduler(1, 100, 30 * S, 30 * S));
     let deadline = Instant::now() + 30 * S;
-    let holder = s.acquire(Priority::Normal, None, deadline).await.expect("granted");
+    let holder = s
+        .acquire(Priority::Normal, None, deadline)
+        .await
+        .expect("granted");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for (name, priority) in [("low-1", Priority::Low), ("normal-1", Priority::Normal), ("high-1", Priority::High), ("normal-2", Priority::Normal), ("high-2", Priority::High)] {
+    for (name, priority) in [
+        ("low-1", Priority::Low),
+        ("normal-1", Priority::Normal),
+        ("high-1", Priority::High),
+        ("normal-2", Priority::Normal),
+        ("high-2", Priority::High),
+    ] {
         let s = s.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -174,14 +241,23 @@ async fn high_goes_first_and_fifo_holds_within_a_class() {
 
 #[tokio::test(start_paused = true)]
 async fn the_static_limit_applies_on_top() {
-    let limit = LimitConfig { requests: 2, per: 10 * S };
+    let limit = LimitConfig {
+        requests: 2,
+        per: 10 * S,
+    };
     let s = scheduler_with_limit(8, 100, 60 * S, 30 * S, Some(limit));
     let deadline = Instant::now() + 60 * S;
     let mut waits = Vec::new();
     for _ in 0..4 {
-        let grant = s.acquire(Priority::Normal, None, deadline).await.expect("granted");
+        let grant = s
+            .acquire(Priority::Normal, None, deadline)
+            .await
+            .expect("granted");
         waits.push(grant.queue_wait);
-        grant.into_parts().0.complete(StatusCode::OK, Some(&window(1000, 999, 60 * S)));
+        grant
+            .into_parts()
+            .0
+            .complete(StatusCode::OK, Some(&window(1000, 999, 60 * S)));
     }
     assert_eq!(waits, [Duration::ZERO, Duration::ZERO, 5 * S, 5 * S]);
 }
@@ -191,10 +267,18 @@ async fn partitions_have_their_own_quota() {
     let s = scheduler(8, 100, 60 * S, 30 * S);
     let deadline = Instant::now() + 60 * S;
     let a = Some("key-a".to_owned());
-    let grant = s.acquire(Priority::Normal, a.clone(), deadline).await.expect("granted");
-    grant.into_parts().0.complete(StatusCode::OK, Some(&window(1, 0, 30 * S)));
+    let grant = s
+        .acquire(Priority::Normal, a.clone(), deadline)
+        .await
+        .expect("granted");
+    grant
+        .into_parts()
+        .0
+        .complete(StatusCode::OK, Some(&window(1, 0, 30 * S)));
     // key-a is spent for 30 s; key-b is not.
-    let b = s.acquire(Priority::Normal, Some("key-b".into()), Instant::now() + S).await;
+    let b = s
+        .acquire(Priority::Normal, Some("key-b".into()), Instant::now() + S)
+        .await;
     assert!(b.is_ok());
     let a_again = s.acquire(Priority::Normal, a, Instant::now() + S).await;
     assert!(matches!(a_again, Err(Rejected::QueueTimeout { .. })));

@@ -292,6 +292,7 @@ impl Gateway {
         }));
         Self {
             proxy,
+            state,
             admin,
             stop: Some(stop),
             done: Some(done),
@@ -304,7 +305,12 @@ impl Gateway {
 
     /// Requests waiting in `upstream`'s queue.
     pub fn queue_depth(&self, upstream: &str) -> usize {
-        self.state.router().by_name(upstream).expect("upstream").scheduler().queue_depth()
+        self.state
+            .router()
+            .by_name(upstream)
+            .expect("upstream")
+            .scheduler()
+            .queue_depth()
     }
 
     /// Waits (yielding, no sleeping) until `upstream`'s queue holds `depth` requests.

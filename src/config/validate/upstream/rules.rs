@@ -120,14 +120,15 @@ pub(super) fn check_ca_file(written: &str, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `quota.reset_format`: `"auto"`, `"delta"` or `"epoch"`.
+/// `quota.reset_format`: `"auto"`, `"delta"`, `"delta_ms"` or `"epoch"`.
 pub(super) fn parse_reset_format(text: &str) -> Result<ResetFormat, String> {
     match text {
         "auto" => Ok(ResetFormat::Auto),
         "delta" => Ok(ResetFormat::Delta),
+        "delta_ms" => Ok(ResetFormat::DeltaMs),
         "epoch" => Ok(ResetFormat::Epoch),
         _ => Err(format!(
-            "must be \"auto\", \"delta\" or \"epoch\", not {text:?}"
+            "must be \"auto\", \"delta\", \"delta_ms\" or \"epoch\", not {text:?}"
         )),
     }
 }
