@@ -401,7 +401,10 @@ async fn upstream_statuses_pass_through_unchanged() {
 #[tokio::test]
 async fn graceful_stop_lets_in_flight_requests_finish() {
     let up = Upstream::start().await;
-    let gateway = Gateway::start(vec![upstream_config("s", "/s", &up.url())]).await;
+    let mut config = upstream_config("s", "/s", &up.url());
+    // All four go out before any answer (no conservative start).
+    config.quota.probes = 8;
+    let gateway = Gateway::start(vec![config]).await;
     let url = gateway.url("/s/hold");
     let requests: Vec<_> = (0..4)
         .map(|_| {

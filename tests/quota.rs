@@ -187,14 +187,19 @@ async fn get_is_retried_through_5xx_and_other_4xx_pass_straight_through() {
         stats.server_errors > 0 && attempts > 20,
         "some GETs were retried"
     );
+}
 
-    let response = http
-        .get(gateway.url("/s/status/404"))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status(), 404);
-    assert_eq!(response.headers()["headroom-attempts"], "1");
+#[tokio::test]
+async fn other_4xx_pass_straight_through() {
+    let up = support::Upstream::start().await;
+    let gateway = Gateway::start(vec![upstream_config("s", "/s", &up.url())]).await;
+    for code in [400u16, 401, 403, 404, 409, 422] {
+        let url = gateway.url(&format!("/s/status/{code}"));
+        let response = client().get(url).send().await.expect("send");
+        assert_eq!(response.status().as_u16(), code);
+        assert_eq!(response.headers()["headroom-attempts"], "1", "{code}");
+    }
+    assert_eq!(up.seen().len(), 6, "one attempt each");
 }
 
 #[tokio::test]

@@ -25,7 +25,8 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     write!(
         config,
         "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
-         drain_timeout = \"60s\"\n\n[[upstream]]\nname = \"s\"\nprefix = \"/s\"\nurl = \"{}\"\n",
+         drain_timeout = \"60s\"\n\n[[upstream]]\nname = \"s\"\nprefix = \"/s\"\nurl = \"{}\"\n\n\
+         [upstream.quota]\nprobes = 8\n",
         up.url()
     )
     .expect("write config");
@@ -41,6 +42,15 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         .expect("spawn headroom");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     wait_for_line(&mut lines, "headroom listening").await;
+
+    let url = format!("http://127.0.0.1:{port}/s/hold");
+    let requests: Vec<_> = (0..5)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { client().get(url).send().await })
+        })
+        .collect();
+    up.wait_for(5).await;
 
     // One access log line per request, with its fields and without secrets.
     let response = client()
@@ -78,15 +88,6 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         entry["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
         "{line}"
     );
-
-    let url = format!("http://127.0.0.1:{port}/s/hold");
-    let requests: Vec<_> = (0..5)
-        .map(|_| {
-            let url = url.clone();
-            tokio::spawn(async move { client().get(url).send().await })
-        })
-        .collect();
-    up.wait_for(5).await;
 
     let pid = child.id().expect("pid").to_string();
     let status = Command::new("kill")

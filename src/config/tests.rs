@@ -450,7 +450,7 @@ fn upstream_rules() {
             "upstream[0].quota.reset_format",
             5,
             22,
-            "must be \"auto\", \"delta\" or \"epoch\", not \"seconds\"",
+            "must be \"auto\", \"delta\", \"delta_ms\" or \"epoch\", not \"seconds\"",
         ),
         (
             "quota.reset_format = \"Epoch\"",

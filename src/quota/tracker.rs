@@ -486,7 +486,10 @@ impl Tracker {
         let guessed = self.guessed_reset.take();
         if wait <= self.config.max_delay {
             let counted = self.inference.successes;
-            let start = self.inference.window_start.filter(|_| self.inference.boundary);
+            let start = self
+                .inference
+                .window_start
+                .filter(|_| self.inference.boundary);
             match (start, guessed) {
                 // A whole window, from an announced end to this one.
                 (Some(start), _) if counted > 0 => {
@@ -498,7 +501,9 @@ impl Tracker {
                 // The probe at a guessed window start met the old window: the window is
                 // longer than guessed by as much as its real end is later than the guess.
                 (None, Some(guess)) => {
-                    self.window = self.window.map(|w| w + end.saturating_duration_since(guess));
+                    self.window = self
+                        .window
+                        .map(|w| w + end.saturating_duration_since(guess));
                 }
                 _ => {}
             }
@@ -636,10 +641,18 @@ mod tests {
         // The request sent at t0 + 1 s answers late, from the old window: its "0 left" is
         // ignored, and its unit comes back.
         let late = t0 + 2 * S + 10 * MS;
-        t.observe(t0 + S, late, StatusCode::OK, Some(&headers(20, 0, Duration::ZERO, None)));
+        t.observe(
+            t0 + S,
+            late,
+            StatusCode::OK,
+            Some(&headers(20, 0, Duration::ZERO, None)),
+        );
         assert_eq!(t.snapshot(late).remaining, Some(1));
         send(&mut t, late);
-        assert!(t.check(late).is_err(), "20 in flight, quota 20: nothing more");
+        assert!(
+            t.check(late).is_err(),
+            "20 in flight, quota 20: nothing more"
+        );
     }
 
     #[test]
@@ -754,7 +767,11 @@ mod tests {
             send(&mut t, end2);
             t.observe(end2, end2 + MS, StatusCode::OK, None);
         }
-        assert_eq!(t.check(end2 + MS), Err(Wait::Until(end2 + (end2 - end))), "paced by the learned window");
+        assert_eq!(
+            t.check(end2 + MS),
+            Err(Wait::Until(end2 + (end2 - end))),
+            "paced by the learned window"
+        );
     }
 
     #[test]

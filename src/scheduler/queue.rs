@@ -241,10 +241,10 @@ mod tests {
         let max_wait = Duration::from_secs(30);
         let mut queue = Queue::new(max_wait);
         queue.push(entry(Priority::Low, t0, 1));
-        // A high request arriving more than max_wait/2 later is due after the low one.
-        queue.push(entry(Priority::High, t0 + Duration::from_secs(16), 2));
-        queue.push(entry(Priority::High, t0 + Duration::from_secs(14), 3));
-        assert_eq!(serve_all(queue), [3, 1, 2]);
+        queue.push(entry(Priority::High, t0 + Duration::from_secs(14), 2));
+        // A high request arriving more than max_wait/2 after the low one is due after it.
+        queue.push(entry(Priority::High, t0 + Duration::from_secs(16), 3));
+        assert_eq!(serve_all(queue), [2, 1, 3]);
     }
 
     #[test]

@@ -80,6 +80,7 @@ async fn a_60_second_window_holds_the_next_request_until_it_resets() {
         let grant = s.acquire(Priority::Normal, None, deadline).await;
         (grant.map(|g| g.queue_wait), s)
     });
+    settle().await;
     advance(59 * S).await;
     settle().await;
     assert!(!waiting.is_finished(), "granted before the window reset");
