@@ -1,5 +1,6 @@
-//! `headroom demo`: a simulated supplier with a quota, Headroom in front of it, a burst of
-//! concurrent pollers, and a short report. Everything runs in this process on free ports.
+//! `headroom demo`: a simulated supplier with a quota, a burst of pollers sent once straight
+//! at it and once through Headroom, and the two side by side. Everything runs in this
+//! process on free ports of 127.0.0.1.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::config::{self, Config};
 use crate::server::Gateway;
-use crate::sim::{self, Convention, SimArgs};
+use crate::sim::{self, Convention, SimArgs, SimHandle};
 
 /// The embedded demo configuration.
 const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
@@ -36,67 +37,113 @@ pub enum DemoError {
     Client(#[from] reqwest::Error),
 }
 
-/// What the burst saw.
+/// What one burst saw.
 #[derive(Debug, Default)]
 struct Tally {
     ok: usize,
     rate_limited: usize,
     other: usize,
     errors: usize,
+    retries: u64,
+    max_queue_ms: u64,
+    elapsed: Duration,
+    upstream_429s: u64,
 }
 
 /// Runs the demo and prints its report.
 pub async fn run() -> Result<(), DemoError> {
-    let supplier = sim::start(SimArgs {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        limit: QUOTA,
-        window: WINDOW,
-        convention: Convention::Github,
-        ..SimArgs::default()
-    })
+    println!("Headroom demo: {BURST} requests from {POLLERS} concurrent pollers, a supplier allowing {QUOTA} requests per {}s (GitHub-style headers).", WINDOW.as_secs());
+    println!();
+
+    let direct_supplier = supplier().await?;
+    println!(
+        "1. Straight at the supplier ({}), no Headroom...",
+        direct_supplier.url()
+    );
+    let direct = burst(
+        &format!("{}/records", direct_supplier.url()),
+        &direct_supplier,
+    )
     .await?;
-    let config = demo_config(supplier.addr())?;
-    let gateway = Gateway::bind(config).await?;
+    direct_supplier.shutdown().await;
+
+    let supplier = supplier().await?;
+    let gateway = Gateway::bind(demo_config(supplier.addr())?).await?;
     let proxy = gateway.proxy_addr()?;
     let admin = gateway.admin_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(gateway.serve(async move {
         let _ = stopped.await;
     }));
+    println!("2. The same pollers through Headroom (http://{proxy}/supplier-a/...)...");
+    let through = burst(&format!("http://{proxy}/supplier-a/records"), &supplier).await?;
 
-    println!("Headroom demo");
-    println!(
-        "  simulated supplier  http://{} ({QUOTA} requests per {}s, GitHub-style headers)",
-        supplier.addr(),
-        WINDOW.as_secs()
+    let ideal = WINDOW.as_secs_f64() * (BURST as f64 / f64::from(QUOTA) - 1.0);
+    println!();
+    println!("                          straight   through Headroom");
+    let row = |label: &str, a: String, b: String| println!("  {label:<24}{a:>8}   {b:>16}");
+    row("sent", BURST.to_string(), BURST.to_string());
+    row(
+        "succeeded (200)",
+        direct.ok.to_string(),
+        through.ok.to_string(),
     );
-    println!("  Headroom proxy      http://{proxy}/supplier-a/...");
-    println!("  admin               http://{admin}/healthz");
-    println!();
-    println!("Sending {BURST} requests from {POLLERS} concurrent pollers through Headroom...");
-
-    let started = Instant::now();
-    let tally = burst(&format!("http://{proxy}/supplier-a/records")).await?;
-    let elapsed = started.elapsed();
-    let stats = supplier.stats();
-
-    println!();
-    println!("  sent                {BURST}");
-    println!("  succeeded (200)     {}", tally.ok);
-    println!("  429 seen by pollers {}", tally.rate_limited);
-    println!("  other / errors      {} / {}", tally.other, tally.errors);
-    println!("  upstream 429s       {}", stats.rate_limited);
-    println!("  time                {:.2}s", elapsed.as_secs_f64());
-    println!();
-    println!(
-        "Headroom forwards and streams today; the quota engine (pacing, retries) is the next step,"
+    row(
+        "429s seen by pollers",
+        direct.rate_limited.to_string(),
+        through.rate_limited.to_string(),
     );
-    println!("so the supplier still answers 429 once the quota is spent.");
+    row(
+        "other / errors",
+        format!("{} / {}", direct.other, direct.errors),
+        format!("{} / {}", through.other, through.errors),
+    );
+    row(
+        "429s sent by supplier",
+        direct.upstream_429s.to_string(),
+        through.upstream_429s.to_string(),
+    );
+    row(
+        "retries by Headroom",
+        "-".into(),
+        through.retries.to_string(),
+    );
+    row(
+        "longest queue wait",
+        "-".into(),
+        format!("{} ms", through.max_queue_ms),
+    );
+    row(
+        "time",
+        format!("{:.1}s", direct.elapsed.as_secs_f64()),
+        format!("{:.1}s", through.elapsed.as_secs_f64()),
+    );
+    row(
+        "quota use",
+        "-".into(),
+        format!("{:.2}", (ideal / through.elapsed.as_secs_f64()).min(1.0)),
+    );
+    println!();
+    println!("Quota use is the ideal time for {BURST} requests at {QUOTA} per {}s ({ideal:.0}s) over the time taken.", WINDOW.as_secs());
+    println!("Headroom read the supplier's rate-limit headers, queued the burst and paced it to the quota.");
+    println!();
+    println!("Admin: http://{admin}/healthz   Config reference: README.md   Run it yourself: headroom --config config/headroom.toml");
 
     let _ = stop.send(());
     let _ = serving.await;
     supplier.shutdown().await;
     Ok(())
+}
+
+async fn supplier() -> Result<SimHandle, DemoError> {
+    Ok(sim::start(SimArgs {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        limit: QUOTA,
+        window: WINDOW,
+        convention: Convention::Github,
+        ..SimArgs::default()
+    })
+    .await?)
 }
 
 /// The embedded config with free ports and the simulator as the upstream.
@@ -110,27 +157,45 @@ fn demo_config(supplier: SocketAddr) -> Result<Config, DemoError> {
     Ok(config)
 }
 
-async fn burst(url: &str) -> Result<Tally, DemoError> {
+async fn burst(url: &str, supplier: &SimHandle) -> Result<Tally, DemoError> {
     let client = reqwest::Client::builder().no_proxy().build()?;
     let permits = Arc::new(Semaphore::new(POLLERS));
     let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
     for i in 0..BURST {
         let client = client.clone();
         let permits = Arc::clone(&permits);
         let url = format!("{url}?page={i}");
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            client.get(url).send().await.map(|r| r.status().as_u16())
+            let response = client.get(url).send().await?;
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            let (attempts, queue_ms) = (header("headroom-attempts"), header("headroom-queue-ms"));
+            Ok::<_, reqwest::Error>((response.status().as_u16(), attempts, queue_ms))
         });
     }
     let mut tally = Tally::default();
     while let Some(result) = tasks.join_next().await {
         match result {
-            Ok(Ok(200)) => tally.ok += 1,
-            Ok(Ok(429)) => tally.rate_limited += 1,
-            Ok(Ok(_)) => tally.other += 1,
+            Ok(Ok((status, attempts, queue_ms))) => {
+                match status {
+                    200 => tally.ok += 1,
+                    429 => tally.rate_limited += 1,
+                    _ => tally.other += 1,
+                }
+                tally.retries += attempts.unwrap_or(1).saturating_sub(1);
+                tally.max_queue_ms = tally.max_queue_ms.max(queue_ms.unwrap_or(0));
+            }
             _ => tally.errors += 1,
         }
     }
+    tally.elapsed = started.elapsed();
+    tally.upstream_429s = supplier.stats().rate_limited;
     Ok(tally)
 }
