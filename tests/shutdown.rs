@@ -104,14 +104,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     );
 
     up.release();
-    for request in requests {
-        let response = request
-            .await
-            .expect("join")
-            .expect("in-flight request completes");
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.text().await.expect("body"), "released");
-    }
+    support::assert_all_released(requests).await;
     let exit = child.wait().await.expect("wait");
     assert_eq!(exit.code(), Some(0), "exit code after SIGTERM");
 }

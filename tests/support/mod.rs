@@ -360,3 +360,29 @@ pub async fn error_body(response: reqwest::Response) -> serde_json::Value {
     );
     response.json().await.expect("JSON error body")
 }
+
+/// Asserts that a raw HTTP answer has `status` and Headroom's JSON error `code`.
+pub fn assert_refused(answer: &str, status: u16, code: &str) {
+    assert!(
+        answer.starts_with(&format!("HTTP/1.1 {status}")),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(&format!("\"error\":\"{code}\"")),
+        "{answer}"
+    );
+}
+
+/// Awaits requests to `/hold` and asserts each completed once released.
+pub async fn assert_all_released(
+    requests: Vec<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>>,
+) {
+    for request in requests {
+        let response = request
+            .await
+            .expect("join")
+            .expect("in-flight request completes");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.expect("body"), "released");
+    }
+}
