@@ -7,7 +7,7 @@
 # (the simulator's own count), client non-200s, wall time and quota use = ideal / actual.
 # Only 127.0.0.1 is used; every run is bounded by RUN_TIMEOUT seconds.
 #
-#   scripts/bench-quota.sh            # REQUESTS=160 WORKERS=32 LIMIT=20 WINDOW=2
+#   scripts/bench-quota.sh            # REQUESTS=160 WORKERS=32 LIMIT=20 WINDOW=2 RUN_TIMEOUT=120
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,7 @@ WINDOW=${WINDOW:-2}
 RUN_TIMEOUT=${RUN_TIMEOUT:-120}
 CONVENTIONS=${CONVENTIONS:-github delta ietf ietf-07 discord retry-after retry-after-date}
 OUT=${OUT:-artifacts/bench-quota.md}
+DETAILS_DIR=${DETAILS_DIR:-} # when set: per-request statuses and simulator stats of every run, as JSON
 CLIENT=$PWD/scripts/bench_quota_client.py
 
 if ! python3 -c 'import requests, urllib3' 2>/dev/null; then
@@ -87,19 +88,23 @@ TOML
     wait_port "$HR_ADMIN"
 }
 
-run_client() { # mode url tag: prints the client's result line
+run_client() { # mode url tag: the client's result line in RESULT
     # The client bounds itself by RUN_TIMEOUT; timeout(1) is the backstop. It runs in the
     # background so that a signal reaches the trap (and the client) at once.
-    start "$WORK/client-$3.err" timeout "$((RUN_TIMEOUT + 30))" python3 "$CLIENT" \
+    start "$WORK/client-$3.out" timeout "$((RUN_TIMEOUT + 30))" python3 "$CLIENT" \
         --mode "$1" --url "$2" --stats "http://127.0.0.1:$SIM_PORT/__stats" \
         --requests "$REQUESTS" --workers "$WORKERS" --limit "$LIMIT" --window "$WINDOW" \
         --timeout "$RUN_TIMEOUT" --json "$WORK/client-$3.json"
     if ! wait "$LAST_PID"; then
         echo "client run $3 failed:" >&2
-        cat "$WORK/client-$3.err" >&2
+        cat "$WORK/client-$3.out" >&2
         return 1
     fi
-    tail -n 1 "$WORK/client-$3.err"
+    RESULT=$(tail -n 1 "$WORK/client-$3.out")
+    if [[ -n $DETAILS_DIR ]]; then
+        mkdir -p "$DETAILS_DIR"
+        cp "$WORK/client-$3.json" "$DETAILS_DIR/"
+    fi
 }
 
 IDEAL=$(python3 -c "import math; print(f'{(math.ceil($REQUESTS / $LIMIT) - 1) * $WINDOW:g}')")
@@ -107,13 +112,15 @@ RESULTS=""
 for conv in $CONVENTIONS; do
     echo "$conv: direct + urllib3 Retry..." >&2
     start_sim "$conv" direct
-    direct=$(run_client urllib3 "http://127.0.0.1:$SIM_PORT" "$conv-direct")
+    run_client urllib3 "http://127.0.0.1:$SIM_PORT" "$conv-direct"
+    direct=$RESULT
     stop "$SIM_PID"
 
     echo "$conv: through Headroom..." >&2
     start_sim "$conv" headroom
     start_headroom "$conv"
-    headroom=$(run_client plain "http://127.0.0.1:$HR_PORT/sim" "$conv-headroom")
+    run_client plain "http://127.0.0.1:$HR_PORT/sim" "$conv-headroom"
+    headroom=$RESULT
     stop "$HR_PID" "$SIM_PID"
 
     echo "  direct:   $direct" >&2

@@ -94,3 +94,38 @@ def test_curl_through_headroom(gateway):
 def test_healthz(gateway, session):
     r = session.get(f"{gateway.admin_url}/healthz")
     assert r.status_code == 200
+
+
+def test_aiohttp_pollers_never_see_a_429(tmp_path):
+    """20 concurrent aiohttp pollers, 40 requests, a supplier allowing 10 per second (IETF
+    headers): every poller gets 200 and the supplier (almost) never has to say 429."""
+    from conftest import Process, free_port
+
+    sim_port, port, admin = free_port(), free_port(), free_port()
+    sim = Process(["simulate", "--listen", f"127.0.0.1:{sim_port}", "--limit", "10", "--window", "1s", "--convention", "ietf"], sim_port)
+    config = tmp_path / "headroom.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:{port}"\nadmin_listen = "127.0.0.1:{admin}"\n\n'
+        f'[[upstream]]\nname = "paced"\nprefix = "/paced"\nurl = "http://127.0.0.1:{sim_port}"\n'
+    )
+    gw = Process(["--config", str(config)], port)
+    try:
+        async def main():
+            async with aiohttp.ClientSession() as s:
+                sem = asyncio.Semaphore(20)
+
+                async def one(i):
+                    async with sem, s.get(f"http://127.0.0.1:{port}/paced/lots?page={i}") as r:
+                        return r.status, int(r.headers["Headroom-Attempts"])
+
+                return await asyncio.gather(*(one(i) for i in range(40)))
+
+        results = asyncio.run(main())
+        assert [status for status, _ in results] == [200] * 40
+        stats = httpx.get(f"http://127.0.0.1:{sim_port}/__stats").json()
+        assert stats["ok"] == 40
+        assert stats["rate_limited"] <= 2, stats
+        assert all(w["admitted"] <= 10 for w in stats["windows"]), stats
+    finally:
+        assert gw.stop() == 0
+        sim.stop()
