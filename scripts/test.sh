@@ -31,3 +31,9 @@ fi
 
 log "client tests (Python requests/aiohttp/httpx, curl) against target/debug/headroom"
 HEADROOM_BIN="$PWD/target/debug/headroom" python3 -m pytest -q tests/e2e
+
+log "Prometheus scrapes Headroom (Debian prometheus)"
+bash scripts/prometheus-check.sh
+
+log "status page in headless Chromium (Debian chromium, playwright-core)"
+bash scripts/browser-check.sh

@@ -1,19 +1,162 @@
-//! The admin listener: health today; metrics and the admin API arrive with the breaker.
+//! The admin listener: `/healthz`, `/metrics`, the admin API and the operator status page.
+//!
+//! `/admin/*` needs `Authorization: Bearer $HEADROOM_ADMIN_TOKEN` (compared in constant
+//! time): a wrong or missing token is 401; no token configured is 403 with how to set one.
 
 use std::sync::Arc;
 
-use axum::routing::get;
-use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
 
 use crate::proxy::Proxy;
+use crate::upstream::Upstream;
+
+/// The environment variable that holds the admin token.
+pub const TOKEN_ENV: &str = "HEADROOM_ADMIN_TOKEN";
+
+/// The operator status page (self-contained HTML).
+const STATUS_PAGE: &str = include_str!("admin/status.html");
+
+#[derive(Clone)]
+struct Admin {
+    proxy: Arc<Proxy>,
+    token: Option<Arc<str>>,
+}
 
 /// The admin routes.
-pub fn router(proxy: Arc<Proxy>) -> Router {
+pub fn router(proxy: Arc<Proxy>, token: Option<String>) -> Router {
+    let state = Admin {
+        proxy,
+        token: token.map(Arc::from),
+    };
     Router::new()
+        .route("/", get(status_page))
         .route("/healthz", get(healthz))
-        .with_state(proxy)
+        .route("/metrics", get(metrics))
+        .route("/admin/upstreams", get(list))
+        .route("/admin/upstreams/{name}/breaker/trip", post(trip))
+        .route("/admin/upstreams/{name}/breaker/reset", post(reset))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+async fn status_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        STATUS_PAGE,
+    )
+        .into_response()
+}
+
+async fn metrics(State(admin): State<Admin>) -> Response {
+    for upstream in admin.proxy.router().upstreams() {
+        upstream.refresh_gauges();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        admin.proxy.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn list(State(admin): State<Admin>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorize(&admin, &headers) {
+        return refused;
+    }
+    let all: Vec<Value> = admin.proxy.router().upstreams().map(|u| describe(u)).collect();
+    Json(all).into_response()
+}
+
+async fn trip(State(admin): State<Admin>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    operate(&admin, &headers, &name, Upstream::trip)
+}
+
+async fn reset(State(admin): State<Admin>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    operate(&admin, &headers, &name, Upstream::reset)
+}
+
+fn operate(admin: &Admin, headers: &HeaderMap, name: &str, action: fn(&Upstream)) -> Response {
+    if let Err(refused) = authorize(admin, headers) {
+        return refused;
+    }
+    match admin.proxy.router().by_name(name) {
+        Some(upstream) => {
+            action(upstream);
+            Json(describe(upstream)).into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no_such_upstream",
+            &format!("no upstream is named {name:?}"),
+        ),
+    }
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
+}
+
+/// One upstream as the admin API shows it.
+fn describe(upstream: &Upstream) -> Value {
+    let quota = upstream.scheduler().quota();
+    json!({
+        "name": upstream.name(),
+        "breaker": { "state": upstream.breaker_state().as_str() },
+        "quota": {
+            "limit": quota.limit,
+            "remaining": quota.remaining,
+            "reset_in_ms": quota.reset_in.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            "source": quota.source,
+        },
+        "queue_depth": upstream.scheduler().queue_depth(),
+        "in_flight": upstream.scheduler().in_flight(),
+    })
+}
+
+fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &admin.token else {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            &format!("the admin API is off: start Headroom with the environment variable {TOKEN_ENV} set to a secret token, then send it as `Authorization: Bearer <token>`"),
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+        return Ok(());
+    }
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or wrong bearer token",
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    Err(response)
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": code, "message": message, "upstream": null, "request_id": null })),
+    )
+        .into_response()
 }

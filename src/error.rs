@@ -35,6 +35,12 @@ pub enum ProxyError {
     /// The upstream did not send response headers within `timeout`.
     #[error("upstream did not answer within {}", humantime::format_duration(*.0))]
     UpstreamTimeout(Duration),
+    /// The upstream's circuit breaker is open (or tripped by an operator).
+    #[error("the circuit breaker of this upstream is open; requests are refused until it half-opens")]
+    BreakerOpen {
+        /// Until half-open, when known.
+        retry_after: Option<Duration>,
+    },
     /// `queue.max_depth` requests already wait for this upstream.
     #[error("too many requests are waiting for this upstream; retry in {}s", secs(*.retry_after))]
     QueueFull {
@@ -66,7 +72,9 @@ impl ProxyError {
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::QueueFull { .. } | Self::QueueTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QueueFull { .. } | Self::QueueTimeout { .. } | Self::BreakerOpen { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -82,6 +90,7 @@ impl ProxyError {
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::QueueFull { .. } => "queue_full",
             Self::QueueTimeout { .. } => "queue_timeout",
+            Self::BreakerOpen { .. } => "breaker_open",
         }
     }
 
@@ -91,6 +100,7 @@ impl ProxyError {
             Self::QueueFull { retry_after } | Self::QueueTimeout { retry_after } => {
                 Some(*retry_after)
             }
+            Self::BreakerOpen { retry_after } => *retry_after,
             _ => None,
         }
     }

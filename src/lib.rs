@@ -2,10 +2,12 @@
 //! quotas. See `README.md` for the user guide and `CONTRACT.md` for the public interface.
 
 pub mod admin;
+pub mod breaker;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod quota;
 pub mod retry;

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::proxy::{Proxy, Router};
 use crate::upstream::{self, Upstream};
 
@@ -23,6 +24,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// A gateway with both listeners bound, ready to serve.
 pub struct Gateway {
+    admin_token: Option<String>,
     proxy: Arc<Proxy>,
     proxy_listener: TcpListener,
     admin_listener: TcpListener,
@@ -34,22 +36,34 @@ impl Gateway {
     /// Builds every upstream and binds `listen` and `admin_listen` (port 0 picks a free port).
     pub async fn bind(config: Config) -> std::io::Result<Self> {
         let roots = upstream::system_roots();
+        let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
         let upstreams = config
             .upstreams
             .into_iter()
-            .map(|u| Upstream::new(u, &roots).map(Arc::new))
+            .map(|u| Upstream::new(u, &roots, Arc::clone(&metrics)).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(std::io::Error::other)?;
-        let proxy = Arc::new(Proxy::new(Router::new(upstreams), &config.server));
+        let proxy = Arc::new(Proxy::new(Router::new(upstreams), &config.server, metrics));
+        let admin_token = std::env::var(crate::admin::TOKEN_ENV)
+            .ok()
+            .filter(|token| !token.is_empty());
         let proxy_listener = bind(config.server.listen, "server.listen").await?;
         let admin_listener = bind(config.server.admin_listen, "server.admin_listen").await?;
         Ok(Self {
+            admin_token,
             proxy,
             proxy_listener,
             admin_listener,
             drain_timeout: config.server.drain_timeout,
             max_header_bytes: config.server.max_header_bytes,
         })
+    }
+
+    /// Replaces the admin token read from `HEADROOM_ADMIN_TOKEN` (for embedding and tests).
+    #[must_use]
+    pub fn with_admin_token(mut self, token: Option<String>) -> Self {
+        self.admin_token = token;
+        self
     }
 
     /// The proxy: routing table and upstream state.
@@ -81,7 +95,7 @@ impl Gateway {
         let mut admin_stop = stop_rx.clone();
         let admin = axum::serve(
             self.admin_listener,
-            crate::admin::router(Arc::clone(&self.proxy)),
+            crate::admin::router(Arc::clone(&self.proxy), self.admin_token),
         )
         .with_graceful_shutdown(async move {
             stopped(&mut admin_stop).await;

@@ -18,7 +18,11 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 
+use tokio::time::Instant;
+
+use crate::breaker::{Admission, Breaker, Outcome, State as BreakerState};
 use crate::config::UpstreamConfig;
+use crate::metrics::Metrics;
 use crate::proxy::target::TargetBase;
 use crate::quota::headers;
 use crate::quota::observation::{ParseOptions, QuotaObservation};
@@ -47,6 +51,8 @@ pub struct Upstream {
     parse_options: ParseOptions,
     /// Header problems already logged (each is logged once per upstream).
     warned: Mutex<HashSet<(String, &'static str)>>,
+    breaker: Mutex<Breaker>,
+    metrics: Arc<Metrics>,
 }
 
 /// Why an upstream could not be set up.
@@ -86,6 +92,7 @@ impl Upstream {
     pub fn new(
         config: UpstreamConfig,
         system_roots: &RootCertStore,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, UpstreamError> {
         let target = TargetBase::from_url(&config.url).map_err(|reason| UpstreamError::Url {
             name: config.name.clone(),
@@ -117,6 +124,8 @@ impl Upstream {
             scheduler,
             parse_options,
             warned: Mutex::new(HashSet::new()),
+            breaker: Mutex::new(Breaker::new(config.breaker)),
+            metrics,
         })
     }
 
@@ -135,6 +144,12 @@ impl Upstream {
     ) -> (Option<QuotaObservation>, usize) {
         let (observation, warnings) = headers::parse(status, headers, now, &self.parse_options);
         let count = warnings.len();
+        if count > 0 {
+            self.metrics
+                .ignored_headers
+                .with_label_values(&[self.name()])
+                .inc_by(count as u64);
+        }
         if count > 0 {
             let mut warned = self
                 .warned
@@ -158,11 +173,106 @@ impl Upstream {
     /// Notes that an attempt is retried.
     pub fn note_retry(&self, reason: Reason) {
         tracing::debug!(upstream = %self.config.name, reason = reason.as_str(), "retrying");
+        self.metrics
+            .retries
+            .with_label_values(&[self.name(), reason.as_str()])
+            .inc();
     }
 
-    /// Notes a backoff delay before a retry.
+    /// Notes a backoff delay before a retry, or a rate-limit pause.
     pub fn observe_backoff(&self, delay: Duration) {
-        tracing::debug!(upstream = %self.config.name, delay_ms = delay.as_millis() as u64, "backing off");
+        self.metrics
+            .backoff
+            .with_label_values(&[self.name()])
+            .observe(delay.as_secs_f64());
+    }
+
+    /// Notes one attempt's result: its status, or `error` when no response came.
+    pub fn note_attempt(&self, status: Option<StatusCode>, queue_wait: Duration) {
+        let status = status.map_or_else(|| "error".to_owned(), |s| s.as_u16().to_string());
+        self.metrics
+            .upstream_requests
+            .with_label_values(&[self.name(), &status])
+            .inc();
+        self.metrics
+            .queue_wait
+            .with_label_values(&[self.name()])
+            .observe(queue_wait.as_secs_f64());
+    }
+
+    /// Notes a request Headroom answered 503 itself.
+    pub fn note_rejected(&self, reason: &str) {
+        self.metrics
+            .rejected
+            .with_label_values(&[self.name(), reason])
+            .inc();
+    }
+
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The breaker's state now.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker().state(Instant::now())
+    }
+
+    /// May an attempt go? `Err` carries the Retry-After, when known.
+    pub fn breaker_admit(&self) -> Result<Admission, Option<Duration>> {
+        self.breaker().admit(Instant::now())
+    }
+
+    /// Gives back an admission whose attempt was never sent.
+    pub fn breaker_cancel(&self, admission: Admission) {
+        self.breaker().cancel(admission);
+    }
+
+    /// Records an attempt's outcome with the breaker.
+    pub fn breaker_record(&self, admission: Admission, outcome: Outcome) {
+        let changed = self.breaker().record(Instant::now(), admission, outcome);
+        if let Some(state) = changed {
+            self.breaker_changed(state, "failures");
+        }
+    }
+
+    /// An operator's trip: forced open until reset.
+    pub fn trip(&self) {
+        self.breaker().trip();
+        self.breaker_changed(BreakerState::ForcedOpen, "operator");
+    }
+
+    /// An operator's reset: closed.
+    pub fn reset(&self) {
+        self.breaker().reset();
+        self.breaker_changed(BreakerState::Closed, "operator");
+    }
+
+    fn breaker_changed(&self, state: BreakerState, cause: &'static str) {
+        tracing::warn!(upstream = %self.config.name, state = state.as_str(), cause, "circuit breaker changed state");
+        self.metrics
+            .breaker_state
+            .with_label_values(&[self.name()])
+            .set(state.gauge());
+        let retry_after = match state {
+            BreakerState::Open { until } => Some(until.saturating_duration_since(Instant::now())),
+            BreakerState::ForcedOpen => None,
+            BreakerState::Closed | BreakerState::HalfOpen => return,
+        };
+        self.scheduler
+            .reject_waiting(crate::scheduler::Rejected::BreakerOpen { retry_after });
+    }
+
+    /// Refreshes this upstream's gauges (queue, in-flight, quota, breaker) before a scrape.
+    pub fn refresh_gauges(&self) {
+        let name = self.name();
+        let m = &self.metrics;
+        m.queue_depth.with_label_values(&[name]).set(self.scheduler.queue_depth() as i64);
+        m.in_flight.with_label_values(&[name]).set(self.scheduler.in_flight() as i64);
+        let quota = self.scheduler.quota();
+        Metrics::set_optional(&m.quota_limit, name, quota.limit.map(|v| v as f64));
+        Metrics::set_optional(&m.quota_remaining, name, quota.remaining.map(|v| v as f64));
+        Metrics::set_optional(&m.quota_reset_seconds, name, quota.reset_in.map(|d| d.as_secs_f64()));
+        m.breaker_state.with_label_values(&[name]).set(self.breaker_state().gauge());
     }
 
     /// The quota partition key of a request, when `quota.partition_by` is set.

@@ -27,12 +27,24 @@ pub struct AccessLog {
     pub error: Option<&'static str>,
     /// The upstream concurrency slot, held until the response body has been sent.
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Where `headroom_requests_total` and the duration histogram are counted.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl BodyObserver for AccessLog {
     fn finished(&mut self, bytes: u64, complete: bool) {
         self.slot = None;
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = self.started.elapsed();
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        let upstream = self.upstream.as_deref().unwrap_or(crate::metrics::NO_UPSTREAM);
+        self.metrics
+            .requests
+            .with_label_values(&[upstream, &self.status.to_string()])
+            .inc();
+        self.metrics
+            .request_duration
+            .with_label_values(&[upstream])
+            .observe(elapsed.as_secs_f64());
         tracing::info!(
             target: "headroom::access",
             request_id = %self.request_id,

@@ -12,6 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::error::ProxyError;
+use crate::breaker::Outcome;
 use crate::proxy::forward;
 use crate::proxy::replay::RequestBody;
 use crate::quota::{backoff, clock};
@@ -60,6 +61,14 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
         slot: None,
     };
     loop {
+        let admission = match upstream.breaker_admit() {
+            Ok(admission) => admission,
+            Err(retry_after) => {
+                upstream.note_rejected("breaker_open");
+                attempted.result = Err(ProxyError::BreakerOpen { retry_after });
+                return attempted;
+            }
+        };
         let grant = match upstream
             .scheduler()
             .acquire(plan.priority, plan.partition.clone(), plan.deadline)
@@ -67,22 +76,43 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
         {
             Ok(grant) => grant,
             Err(rejected) => {
-                attempted.result = Err(match rejected {
-                    Rejected::QueueFull { retry_after } => ProxyError::QueueFull { retry_after },
-                    Rejected::QueueTimeout { retry_after } => {
-                        ProxyError::QueueTimeout { retry_after }
+                upstream.breaker_cancel(admission);
+                let (error, reason) = match rejected {
+                    Rejected::QueueFull { retry_after } => {
+                        (ProxyError::QueueFull { retry_after }, "queue_full")
                     }
-                });
+                    Rejected::QueueTimeout { retry_after } => {
+                        (ProxyError::QueueTimeout { retry_after }, "queue_timeout")
+                    }
+                    Rejected::BreakerOpen { retry_after } => {
+                        (ProxyError::BreakerOpen { retry_after }, "breaker_open")
+                    }
+                };
+                upstream.note_rejected(reason);
+                attempted.result = Err(error);
                 return attempted;
             }
         };
         attempted.attempts += 1;
         attempted.queue_wait += grant.queue_wait;
+        let queue_wait = grant.queue_wait;
         let (reservation, slot) = grant.into_parts();
         let request = Request::from_parts(plan.parts.clone(), plan.body.take());
         let may_retry = safe && plan.body.replayable() && attempted.attempts < retry.max_attempts;
 
-        let (reason, delay) = match forward::send(upstream, request).await {
+        let sent = forward::send(upstream, request).await;
+        upstream.note_attempt(sent.as_ref().ok().map(|r| r.status()), queue_wait);
+        let failed = match &sent {
+            Ok(response) => response.status().is_server_error(),
+            Err(error) => matches!(
+                error,
+                ProxyError::UpstreamTimeout(_) | ProxyError::UpstreamUnavailable(_)
+            ),
+        };
+        let outcome = if failed { Outcome::Failure } else { Outcome::Success };
+        upstream.breaker_record(admission, outcome);
+
+        let (reason, delay) = match sent {
             Ok(response) => {
                 let (observation, _) = upstream.observe_headers(
                     response.status(),
@@ -97,11 +127,16 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
                         // The quota is paused; the next acquire waits for it. A pause past
                         // this request's deadline is answered now, with the real time to
                         // come back.
+                        let now = Instant::now();
                         if let Some(until) = pause.filter(|until| *until > plan.deadline) {
+                            upstream.note_rejected("queue_timeout");
                             attempted.result = Err(ProxyError::QueueTimeout {
-                                retry_after: until - Instant::now(),
+                                retry_after: until - now,
                             });
                             return attempted;
+                        }
+                        if let Some(until) = pause {
+                            upstream.observe_backoff(until.saturating_duration_since(now));
                         }
                         upstream.note_retry(Reason::RateLimited);
                         continue;

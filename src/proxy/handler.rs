@@ -19,6 +19,7 @@ use crate::proxy::attempts::{self, Plan};
 use crate::proxy::body::{LimitedBody, ObservedBody};
 use crate::proxy::headers::{self, HEADROOM_ATTEMPTS, HEADROOM_QUEUE_MS, X_REQUEST_ID};
 use crate::proxy::replay::RequestBody;
+use crate::metrics::Metrics;
 use crate::proxy::Router;
 use crate::retry;
 use crate::scheduler::queue::HEADROOM_PRIORITY;
@@ -36,6 +37,7 @@ pub struct Proxy {
     router: Router,
     max_request_body: u64,
     max_header_bytes: usize,
+    metrics: Arc<Metrics>,
 }
 
 /// What happened to one request before its response started.
@@ -61,12 +63,18 @@ impl Outcome {
 
 impl Proxy {
     /// A proxy over `router` with the client limits of `server`.
-    pub fn new(router: Router, server: &ServerConfig) -> Self {
+    pub fn new(router: Router, server: &ServerConfig, metrics: Arc<Metrics>) -> Self {
         Self {
             router,
             max_request_body: server.max_request_body,
             max_header_bytes: server.max_header_bytes,
+            metrics,
         }
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The routing table.
@@ -95,6 +103,7 @@ impl Proxy {
             started,
             error: None,
             slot: outcome.slot,
+            metrics: Arc::clone(&self.metrics),
         };
         let mut response = match outcome.result {
             Ok(upstream_response) => {

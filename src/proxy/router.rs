@@ -9,14 +9,17 @@ use crate::upstream::Upstream;
 pub struct Router {
     /// Sorted by prefix length, longest first.
     routes: Vec<Arc<Upstream>>,
+    /// In configuration order.
+    ordered: Vec<Arc<Upstream>>,
 }
 
 impl Router {
     /// Builds the table from the configured upstreams.
     pub fn new(upstreams: impl IntoIterator<Item = Arc<Upstream>>) -> Self {
-        let mut routes: Vec<_> = upstreams.into_iter().collect();
+        let ordered: Vec<_> = upstreams.into_iter().collect();
+        let mut routes = ordered.clone();
         routes.sort_by_key(|u| std::cmp::Reverse(u.prefix().len()));
-        Self { routes }
+        Self { routes, ordered }
     }
 
     /// The upstream for `path` and the rest of the path after its prefix (empty or starting
@@ -27,9 +30,9 @@ impl Router {
             .find_map(|u| strip_prefix(path, u.prefix()).map(|rest| (u, rest)))
     }
 
-    /// Every upstream, longest prefix first.
+    /// Every upstream, in configuration order.
     pub fn upstreams(&self) -> impl Iterator<Item = &Arc<Upstream>> {
-        self.routes.iter()
+        self.ordered.iter()
     }
 
     /// The upstream named `name`.

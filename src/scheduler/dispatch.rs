@@ -28,6 +28,11 @@ pub enum Rejected {
         /// When to come back: the real end of a pause when one is known, else an estimate.
         retry_after: Duration,
     },
+    /// The upstream's circuit breaker opened while the request waited.
+    BreakerOpen {
+        /// Until half-open, when known.
+        retry_after: Option<Duration>,
+    },
 }
 
 /// The scheduler's settings.
@@ -163,6 +168,23 @@ impl Scheduler {
                 Err(Rejected::QueueTimeout {
                     retry_after: shared.estimate(&mut state, partition.as_deref(), now),
                 })
+            }
+        }
+    }
+
+    /// Answers every waiting request at once with `rejection` (the breaker opened).
+    pub fn reject_waiting(&self, rejection: Rejected) {
+        let mut state = self.shared.lock();
+        let all = state.queue.drain_where(|_| true);
+        for entry in all {
+            if entry
+                .slot
+                .state
+                .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                state.waiting -= 1;
+                let _ = entry.slot.tx.send(Err(rejection));
             }
         }
     }

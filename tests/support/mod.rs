@@ -275,6 +275,19 @@ impl Gateway {
     }
 
     pub async fn start_with(server: ServerConfig, upstreams: Vec<UpstreamConfig>) -> Self {
+        Self::start_full(server, upstreams, None).await
+    }
+
+    /// A gateway whose admin API accepts `token`.
+    pub async fn start_with_token(upstreams: Vec<UpstreamConfig>, token: &str) -> Self {
+        Self::start_full(server_config(), upstreams, Some(token.to_owned())).await
+    }
+
+    async fn start_full(
+        server: ServerConfig,
+        upstreams: Vec<UpstreamConfig>,
+        token: Option<String>,
+    ) -> Self {
         let config = Config {
             server,
             upstreams,
@@ -282,7 +295,8 @@ impl Gateway {
         };
         let gateway = headroom::server::Gateway::bind(config)
             .await
-            .expect("gateway binds");
+            .expect("gateway binds")
+            .with_admin_token(token);
         let proxy = gateway.proxy_addr().expect("addr");
         let admin = gateway.admin_addr().expect("addr");
         let state = Arc::clone(gateway.proxy());
