@@ -138,12 +138,25 @@ pub struct RetryConfig {
 }
 
 /// `[upstream.breaker]`
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Not `Eq`: `failure_rate` is a float.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BreakerConfig {
     /// `failure_threshold`: consecutive failures that open the breaker (default 5).
     pub failure_threshold: u32,
     /// `open_for`: then half-open (default 30s).
     pub open_for: Duration,
+    /// `failure_rate`: the breaker also opens when the share of failures among the calls of
+    /// the last `window` is at least this, once there are `min_calls` of them; in (0, 1].
+    /// Default: none, the failure-rate rule is off.
+    pub failure_rate: Option<f64>,
+    /// `window`: the sliding window of the failure-rate rule (default 60s).
+    pub window: Duration,
+    /// `min_calls`: calls needed in the `window` before the failure rate counts (default 20,
+    /// 1 to 100000).
+    pub min_calls: u32,
+    /// `half_open_probes`: requests let through while half-open (default 1, 1 to 1000).
+    pub half_open_probes: u32,
 }
 
 /// `[store]`

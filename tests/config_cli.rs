@@ -86,6 +86,22 @@ fn quota_and_max_body_limits_are_accepted() {
     }
 }
 
+/// The breaker keys at the ends of their ranges are accepted; `failure_rate = 1` (an
+/// integer) too.
+#[test]
+fn breaker_limits_are_accepted() {
+    let texts = [
+        "[upstream.breaker]\nfailure_rate = 1\nwindow = \"1ms\"\nmin_calls = 1\n\
+         half_open_probes = 1\n",
+        "[upstream.breaker]\nfailure_rate = 0.001\nwindow = \"366days\"\n\
+         min_calls = 100000\nhalf_open_probes = 1000\n",
+    ];
+    for extra in texts {
+        let (run, _, _dir) = check_config(&format!("{UPSTREAM}{extra}"));
+        assert_eq!(run.code, Some(0), "{extra}\n{}", run.stderr);
+    }
+}
+
 /// Each bad file: exit 2, and stderr names the key at `line:col`.
 #[test]
 fn bad_files_exit_2_with_key_and_position() {
@@ -216,6 +232,51 @@ fn bad_files_exit_2_with_key_and_position() {
             format!("{UPSTREAM}[upstream.quota]\nprobs = 3\n"),
             "upstream[0].quota.probs",
             "6:1",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.breaker]\nfailure_rate = 0\n"),
+            "upstream[0].breaker.failure_rate",
+            "6:16",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.breaker]\nfailure_rate = 1.5\n"),
+            "upstream[0].breaker.failure_rate",
+            "6:16",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.breaker]\nfailure_rate = \"50%\"\n"),
+            "upstream[0].breaker.failure_rate",
+            "6:16",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.breaker]\nwindow = \"0s\"\n"),
+            "upstream[0].breaker.window",
+            "6:10",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.breaker]\nwindow = \"a minute\"\n"),
+            "upstream[0].breaker.window",
+            "6:10",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.breaker]\nmin_calls = 0\n"),
+            "upstream[0].breaker.min_calls",
+            "6:13",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.breaker]\nmin_calls = 100001\n"),
+            "upstream[0].breaker.min_calls",
+            "6:13",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.breaker]\nhalf_open_probes = 0\n"),
+            "upstream[0].breaker.half_open_probes",
+            "6:20",
+        ),
+        (
+            format!("{UPSTREAM}[upstream.breaker]\nhalf_open_probes = 1001\n"),
+            "upstream[0].breaker.half_open_probes",
+            "6:20",
         ),
     ];
     for (text, key, position) in cases {

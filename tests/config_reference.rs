@@ -141,6 +141,13 @@ fn example_shows_the_code_defaults() {
     assert_eq!(upstream.queue, config::QueueConfig::default());
     assert_eq!(upstream.retry, config::RetryConfig::default());
     assert_eq!(upstream.breaker, config::BreakerConfig::default());
+    assert_eq!(upstream.breaker.failure_rate, None);
+    assert_eq!(upstream.breaker.window, defaults::BREAKER_WINDOW);
+    assert_eq!(upstream.breaker.min_calls, defaults::BREAKER_MIN_CALLS);
+    assert_eq!(
+        upstream.breaker.half_open_probes,
+        defaults::BREAKER_HALF_OPEN_PROBES
+    );
 }
 
 /// Commented-out keys are real keys with valid values: restored, the only problem left is
@@ -162,4 +169,13 @@ fn commented_out_partition_by_is_read() {
         config::from_str(&text, Some(&example_path())).unwrap_or_else(|err| panic!("{err}"));
     let expected = config::PartitionBy::Header(http::HeaderName::from_static("x-api-key"));
     assert_eq!(config.upstreams[0].quota.partition_by, Some(expected));
+}
+
+/// The commented-out `failure_rate` of the example, restored, is read.
+#[test]
+fn commented_out_failure_rate_is_read() {
+    let text = uncommented(EXAMPLE).replace("ca_file =", "# ca_file =");
+    let config =
+        config::from_str(&text, Some(&example_path())).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(config.upstreams[0].breaker.failure_rate, Some(0.5));
 }

@@ -53,6 +53,12 @@ pub const RETRY_MAX_BODY: u64 = 1024 * 1024;
 pub const BREAKER_FAILURE_THRESHOLD: u32 = 5;
 /// `upstream.breaker.open_for`
 pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(30);
+/// `upstream.breaker.window`
+pub const BREAKER_WINDOW: Duration = Duration::from_secs(60);
+/// `upstream.breaker.min_calls`
+pub const BREAKER_MIN_CALLS: u32 = 20;
+/// `upstream.breaker.half_open_probes`
+pub const BREAKER_HALF_OPEN_PROBES: u32 = 1;
 
 impl Default for Config {
     /// Default `[server]`, no upstream, no `[store]`.
@@ -110,18 +116,24 @@ impl Default for RetryConfig {
 }
 
 impl Default for BreakerConfig {
+    /// No `failure_rate`: only consecutive failures open the breaker.
     fn default() -> Self {
         BreakerConfig {
             failure_threshold: BREAKER_FAILURE_THRESHOLD,
             open_for: BREAKER_OPEN_FOR,
+            failure_rate: None,
+            window: BREAKER_WINDOW,
+            min_calls: BREAKER_MIN_CALLS,
+            half_open_probes: BREAKER_HALF_OPEN_PROBES,
         }
     }
 }
 
 impl super::UpstreamConfig {
     /// An upstream with the given name, prefix and URL and every other key at its default
-    /// (no `ca_file`, no `[upstream.limit]`, no `quota.partition_by`). Not validated: for code
-    /// and tests that build a configuration without a file.
+    /// (no `ca_file`, no `[upstream.limit]`, no `quota.partition_by`, no
+    /// `breaker.failure_rate`). Not validated: for code and tests that build a configuration
+    /// without a file.
     pub fn with_defaults(name: &str, prefix: &str, url: url::Url) -> Self {
         super::UpstreamConfig {
             name: name.to_owned(),

@@ -150,6 +150,7 @@ fn tidy(message: &str, key: &str) -> String {
     let mut out = message
         .replace("invalid type: map", "invalid type: table")
         .replace("expected i64", "expected an integer")
+        .replace("expected f64", "expected a number such as 0.5")
         .replace("expected a string", "expected a string (in double quotes)");
     if let Some(at) = out.find(", expected struct ") {
         out.truncate(at);

@@ -2,7 +2,7 @@
 //!
 //! Required keys and defaults are handled in `validate`, so that a missing key is reported
 //! with the others instead of stopping serde, and so that defaults live in one place
-//! (`defaults`). Numbers are read as `i64` and range-checked there.
+//! (`defaults`). Integers are read as `i64`, fractions as `f64`, and range-checked there.
 
 use std::fmt;
 use std::time::Duration;
@@ -91,6 +91,11 @@ pub(super) struct RawRetry {
 pub(super) struct RawBreaker {
     pub failure_threshold: Option<Spanned<i64>>,
     pub open_for: Option<Spanned<HumanDuration>>,
+    /// A float; an integer (`1`) is read as one too.
+    pub failure_rate: Option<Spanned<f64>>,
+    pub window: Option<Spanned<HumanDuration>>,
+    pub min_calls: Option<Spanned<i64>>,
+    pub half_open_probes: Option<Spanned<i64>>,
 }
 
 /// `[store]`

@@ -102,6 +102,10 @@ fn upstream_defaults_are_applied() {
     let breaker = BreakerConfig {
         failure_threshold: 5,
         open_for: Duration::from_secs(30),
+        failure_rate: None,
+        window: Duration::from_secs(60),
+        min_calls: 20,
+        half_open_probes: 1,
     };
     assert_eq!(upstream.breaker, breaker);
 }
@@ -114,6 +118,14 @@ fn with_defaults_matches_a_file_that_sets_nothing() {
     assert_eq!(format!("{built:?}"), format!("{read:?}"));
     assert_eq!(built.quota, QuotaConfig::default());
     assert_eq!(built.retry.max_body, defaults::RETRY_MAX_BODY);
+    assert_eq!(built.breaker, BreakerConfig::default());
+    assert_eq!(built.breaker.failure_rate, None);
+    assert_eq!(built.breaker.window, defaults::BREAKER_WINDOW);
+    assert_eq!(built.breaker.min_calls, defaults::BREAKER_MIN_CALLS);
+    assert_eq!(
+        built.breaker.half_open_probes,
+        defaults::BREAKER_HALF_OPEN_PROBES
+    );
     assert_eq!(ResetFormat::default(), ResetFormat::Auto);
 }
 
@@ -128,7 +140,8 @@ fn every_key_set_is_read() {
          max_body = 0 }}\n\
          quota = {{ reset_format = \"epoch\", partition_by = \"header:X-Api-Key\", probes = 1000, \
          max_partitions = 1000000 }}\n\
-         breaker = {{ failure_threshold = 9, open_for = \"1h\" }}\n\
+         breaker = {{ failure_threshold = 9, open_for = \"1h\", failure_rate = 0.25, \
+         window = \"2m\", min_calls = 100000, half_open_probes = 1000 }}\n\
          [store]\nredis_url = \"rediss://cache.internal:6380/2\"\n"
     );
     let config = ok(&text);
@@ -165,6 +178,10 @@ fn every_key_set_is_read() {
     assert_eq!(upstream.quota, quota);
     assert_eq!(upstream.breaker.failure_threshold, 9);
     assert_eq!(upstream.breaker.open_for, Duration::from_secs(3600));
+    assert_eq!(upstream.breaker.failure_rate, Some(0.25));
+    assert_eq!(upstream.breaker.window, Duration::from_secs(120));
+    assert_eq!(upstream.breaker.min_calls, 100_000);
+    assert_eq!(upstream.breaker.half_open_probes, 1000);
     let store = config.store.expect("store");
     assert_eq!(store.redis_url, "rediss://cache.internal:6380/2");
 }
@@ -509,6 +526,90 @@ fn upstream_rules() {
             "did you mean `probes`",
         ),
         ("quota = 3", "upstream[0].quota", 5, 9, "expected a table"),
+        (
+            "breaker.failure_rate = 0",
+            "upstream[0].breaker.failure_rate",
+            5,
+            24,
+            "greater than 0 and at most 1, got 0",
+        ),
+        (
+            "breaker.failure_rate = 1.5",
+            "upstream[0].breaker.failure_rate",
+            5,
+            24,
+            "got 1.5",
+        ),
+        (
+            "breaker.failure_rate = 50",
+            "upstream[0].breaker.failure_rate",
+            5,
+            24,
+            "not a percentage: write 0.5 for 50%",
+        ),
+        (
+            "breaker.failure_rate = \"50%\"",
+            "upstream[0].breaker.failure_rate",
+            5,
+            24,
+            "expected a number",
+        ),
+        (
+            "breaker.window = \"0s\"",
+            "upstream[0].breaker.window",
+            5,
+            18,
+            "greater than zero",
+        ),
+        (
+            "breaker.window = 60",
+            "upstream[0].breaker.window",
+            5,
+            18,
+            "duration string",
+        ),
+        (
+            "breaker.min_calls = 0",
+            "upstream[0].breaker.min_calls",
+            5,
+            21,
+            "between 1 and 100000, got 0",
+        ),
+        (
+            "breaker.min_calls = 100001",
+            "upstream[0].breaker.min_calls",
+            5,
+            21,
+            "got 100001",
+        ),
+        (
+            "breaker.half_open_probes = 0",
+            "upstream[0].breaker.half_open_probes",
+            5,
+            28,
+            "between 1 and 1000, got 0",
+        ),
+        (
+            "breaker.half_open_probes = 1001",
+            "upstream[0].breaker.half_open_probes",
+            5,
+            28,
+            "got 1001",
+        ),
+        (
+            "breaker.half_open_probes = 1.5",
+            "upstream[0].breaker.half_open_probes",
+            5,
+            28,
+            "expected an integer",
+        ),
+        (
+            "breaker.windw = \"1m\"",
+            "upstream[0].breaker.windw",
+            5,
+            9,
+            "did you mean `window`",
+        ),
         ("limt = 3", "upstream[0].limt", 5, 1, "did you mean `limit`"),
         ("retry = 3", "upstream[0].retry", 5, 9, "expected a table"),
         (
@@ -639,6 +740,31 @@ fn partition_by_rules() {
         let quota = ok(&text).upstreams.remove(0).quota;
         let expected = http::HeaderName::from_bytes(name.as_bytes()).expect("header name");
         assert_eq!(quota.partition_by, Some(PartitionBy::Header(expected)));
+    }
+}
+
+/// `breaker.failure_rate`: in (0, 1]; an integer `1` is a rate too; `nan`, `inf` and
+/// negative ones are refused.
+#[test]
+fn failure_rate_rules() {
+    let key = "upstream[0].breaker.failure_rate";
+    let with = |rate: &str| format!("{UPSTREAM}[upstream.breaker]\nfailure_rate = {rate}\n");
+    for (written, rate) in [("1", 1.0), ("1.0", 1.0), ("0.5", 0.5), ("1e-3", 0.001)] {
+        let breaker = ok(&with(written)).upstreams.remove(0).breaker;
+        assert_eq!(breaker.failure_rate, Some(rate), "{written}");
+    }
+    let cases = [
+        ("0.0", "got 0"),
+        ("-0.0", "got -0"),
+        ("-0.5", "got -0.5"),
+        ("1.0001", "got 1.0001"),
+        ("nan", "got NaN"),
+        ("inf", "got inf"),
+        ("-inf", "got -inf"),
+        ("true", "expected a number"),
+    ];
+    for (written, message) in cases {
+        assert_single(&with(written), key, 6, 16, message);
     }
 }
 

@@ -27,6 +27,10 @@ const RETRY_MAX_BODY: std::ops::RangeInclusive<i64> = 0..=1024 * 1024 * 1024;
 const QUOTA_PROBES: std::ops::RangeInclusive<i64> = 1..=1000;
 /// `quota.max_partitions` bounds.
 const QUOTA_MAX_PARTITIONS: std::ops::RangeInclusive<i64> = 1..=1_000_000;
+/// `breaker.min_calls` bounds.
+const BREAKER_MIN_CALLS: std::ops::RangeInclusive<i64> = 1..=100_000;
+/// `breaker.half_open_probes` bounds.
+const BREAKER_HALF_OPEN_PROBES: std::ops::RangeInclusive<i64> = 1..=1000;
 
 /// Checks every upstream; `None` in place of one whose name, prefix or url is unusable.
 /// (Any problem makes the whole check fail; the `None`s only spare inventing values.)
@@ -323,6 +327,27 @@ fn check_breaker(checker: &mut Checker<'_, '_, '_>, at: &str, raw: RawBreaker) -
             &format!("{at}.breaker.open_for"),
             &raw.open_for,
             default.open_for,
+        ),
+        failure_rate: raw.failure_rate.as_ref().and_then(|value| {
+            rules::check_failure_rate(*value.get_ref())
+                .map_err(|message| {
+                    let key = format!("{at}.breaker.failure_rate");
+                    checker.problem(&key, Some(value.span()), message);
+                })
+                .ok()
+        }),
+        window: checker.duration(&format!("{at}.breaker.window"), &raw.window, default.window),
+        min_calls: checker.int(
+            &format!("{at}.breaker.min_calls"),
+            &raw.min_calls,
+            BREAKER_MIN_CALLS,
+            default.min_calls,
+        ),
+        half_open_probes: checker.int(
+            &format!("{at}.breaker.half_open_probes"),
+            &raw.half_open_probes,
+            BREAKER_HALF_OPEN_PROBES,
+            default.half_open_probes,
         ),
     }
 }

@@ -172,3 +172,23 @@ pub(super) fn parse_partition_by(text: &str) -> Result<PartitionBy, String> {
     }
     Ok(PartitionBy::Header(header))
 }
+
+/// `breaker.failure_rate`: a share of failures, greater than 0 and at most 1 (`nan` and
+/// `inf` are refused too).
+pub(super) fn check_failure_rate(rate: f64) -> Result<f64, String> {
+    if rate > 0.0 && rate <= 1.0 {
+        return Ok(rate);
+    }
+    // 2 to 100 reads like a percentage; 1.0001 more like a typo.
+    let hint = if (2.0..=100.0).contains(&rate) {
+        format!(
+            " (a share, not a percentage: write {} for {rate}%)",
+            rate / 100.0
+        )
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "must be greater than 0 and at most 1, got {rate}{hint}"
+    ))
+}
