@@ -66,7 +66,10 @@ async fn metrics(State(admin): State<Admin>) -> Response {
         upstream.refresh_gauges();
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         admin.proxy.metrics().render(),
     )
         .into_response()
@@ -74,23 +77,36 @@ async fn metrics(State(admin): State<Admin>) -> Response {
 
 async fn list(State(admin): State<Admin>, headers: HeaderMap) -> Response {
     if let Err(refused) = authorize(&admin, &headers) {
-        return refused;
+        return *refused;
     }
-    let all: Vec<Value> = admin.proxy.router().upstreams().map(|u| describe(u)).collect();
+    let all: Vec<Value> = admin
+        .proxy
+        .router()
+        .upstreams()
+        .map(|u| describe(u))
+        .collect();
     Json(all).into_response()
 }
 
-async fn trip(State(admin): State<Admin>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn trip(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     operate(&admin, &headers, &name, Upstream::trip)
 }
 
-async fn reset(State(admin): State<Admin>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn reset(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     operate(&admin, &headers, &name, Upstream::reset)
 }
 
 fn operate(admin: &Admin, headers: &HeaderMap, name: &str, action: fn(&Upstream)) -> Response {
     if let Err(refused) = authorize(admin, headers) {
-        return refused;
+        return *refused;
     }
     match admin.proxy.router().by_name(name) {
         Some(upstream) => {
@@ -126,13 +142,13 @@ fn describe(upstream: &Upstream) -> Value {
     })
 }
 
-fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(expected) = &admin.token else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "admin_disabled",
             &format!("the admin API is off: start Headroom with the environment variable {TOKEN_ENV} set to a secret token, then send it as `Authorization: Bearer <token>`"),
-        ));
+        )));
     };
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -147,10 +163,11 @@ fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), Response> {
         "unauthorized",
         "missing or wrong bearer token",
     );
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-    Err(response)
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    Err(Box::new(response))
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {

@@ -122,16 +122,29 @@ impl Breaker {
     }
 
     /// Records an attempt's outcome. Returns the new state when it changed.
-    pub fn record(&mut self, now: Instant, admission: Admission, outcome: Outcome) -> Option<State> {
+    pub fn record(
+        &mut self,
+        now: Instant,
+        admission: Admission,
+        outcome: Outcome,
+    ) -> Option<State> {
         let before = self.state(now);
         if admission.probe {
             self.probes_out = self.probes_out.saturating_sub(1);
         }
         let failed = outcome == Outcome::Failure;
-        self.consecutive_failures = if failed { self.consecutive_failures.saturating_add(1) } else { 0 };
+        self.consecutive_failures = if failed {
+            self.consecutive_failures.saturating_add(1)
+        } else {
+            0
+        };
         if self.config.failure_rate.is_some() {
             self.calls.push_back((now, failed));
-            while self.calls.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > self.config.window) {
+            while self
+                .calls
+                .front()
+                .is_some_and(|(at, _)| now.saturating_duration_since(*at) > self.config.window)
+            {
                 self.calls.pop_front();
             }
         }
@@ -170,7 +183,9 @@ impl Breaker {
         if self.consecutive_failures >= self.config.failure_threshold {
             return true;
         }
-        let Some(rate) = self.config.failure_rate else { return false };
+        let Some(rate) = self.config.failure_rate else {
+            return false;
+        };
         let calls = self.calls.len();
         if calls < self.config.min_calls as usize {
             return false;
@@ -180,7 +195,9 @@ impl Breaker {
     }
 
     fn open(&mut self, now: Instant) {
-        self.state = State::Open { until: now + self.config.open_for };
+        self.state = State::Open {
+            until: now + self.config.open_for,
+        };
         self.probes_out = 0;
     }
 
@@ -219,17 +236,27 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new(config(None));
         assert_eq!(call(&mut b, t0, Outcome::Failure), None);
-        assert_eq!(call(&mut b, t0, Outcome::Success), None, "a success resets the count");
+        assert_eq!(
+            call(&mut b, t0, Outcome::Success),
+            None,
+            "a success resets the count"
+        );
         call(&mut b, t0, Outcome::Failure);
         call(&mut b, t0, Outcome::Failure);
-        assert_eq!(call(&mut b, t0, Outcome::Failure), Some(State::Open { until: t0 + 30 * S }));
+        assert_eq!(
+            call(&mut b, t0, Outcome::Failure),
+            Some(State::Open { until: t0 + 30 * S })
+        );
         assert_eq!(b.admit(t0 + 10 * S), Err(Some(20 * S)));
         // After open_for: one probe goes, the others wait.
         let probe = b.admit(t0 + 30 * S).expect("probe");
         assert!(probe.probe);
         assert_eq!(b.state(t0 + 30 * S), State::HalfOpen);
         assert_eq!(b.admit(t0 + 30 * S), Err(Some(HALF_OPEN_RETRY)));
-        assert_eq!(b.record(t0 + 31 * S, probe, Outcome::Success), Some(State::Closed));
+        assert_eq!(
+            b.record(t0 + 31 * S, probe, Outcome::Success),
+            Some(State::Closed)
+        );
     }
 
     #[test]
@@ -251,10 +278,18 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new(config(Some(0.5)));
         for i in 0..9 {
-            let outcome = if i % 2 == 0 { Outcome::Failure } else { Outcome::Success };
+            let outcome = if i % 2 == 0 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
             assert_eq!(call(&mut b, t0, outcome), None, "under min_calls");
         }
-        assert_eq!(call(&mut b, t0, Outcome::Failure), Some(State::Open { until: t0 + 30 * S }), "6 of 10 failed");
+        assert_eq!(
+            call(&mut b, t0, Outcome::Failure),
+            Some(State::Open { until: t0 + 30 * S }),
+            "6 of 10 failed"
+        );
     }
 
     #[test]
@@ -269,7 +304,11 @@ mod tests {
         for _ in 0..9 {
             assert_eq!(call(&mut b, t0 + 61 * S, Outcome::Success), None);
         }
-        assert_eq!(call(&mut b, t0 + 61 * S, Outcome::Failure), None, "1 of 10 failed");
+        assert_eq!(
+            call(&mut b, t0 + 61 * S, Outcome::Failure),
+            None,
+            "1 of 10 failed"
+        );
     }
 
     #[test]

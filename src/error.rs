@@ -36,7 +36,9 @@ pub enum ProxyError {
     #[error("upstream did not answer within {}", humantime::format_duration(*.0))]
     UpstreamTimeout(Duration),
     /// The upstream's circuit breaker is open (or tripped by an operator).
-    #[error("the circuit breaker of this upstream is open; requests are refused until it half-opens")]
+    #[error(
+        "the circuit breaker of this upstream is open; requests are refused until it half-opens"
+    )]
     BreakerOpen {
         /// Until half-open, when known.
         retry_after: Option<Duration>,

@@ -2,7 +2,7 @@
 //! enums, histogram buckets fitted to what each one measures.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, GaugeVec, Opts, Registry,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
@@ -52,16 +52,21 @@ impl Metrics {
     /// A fresh registry with every metric.
     pub fn new() -> Result<Self, MetricsError> {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, MetricsError> {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(metric.clone()))?;
-            Ok(metric)
-        };
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| -> Result<HistogramVec, MetricsError> {
-            let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &["upstream"])?;
-            registry.register(Box::new(metric.clone()))?;
-            Ok(metric)
-        };
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, MetricsError> {
+                let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(metric.clone()))?;
+                Ok(metric)
+            };
+        let histogram =
+            |name: &str, help: &str, buckets: Vec<f64>| -> Result<HistogramVec, MetricsError> {
+                let metric = HistogramVec::new(
+                    HistogramOpts::new(name, help).buckets(buckets),
+                    &["upstream"],
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                Ok(metric)
+            };
         let int_gauge = |name: &str, help: &str| -> Result<IntGaugeVec, MetricsError> {
             let metric = IntGaugeVec::new(Opts::new(name, help), &["upstream"])?;
             registry.register(Box::new(metric.clone()))?;
@@ -73,32 +78,75 @@ impl Metrics {
             Ok(metric)
         };
         Ok(Self {
-            requests: counter("headroom_requests_total", "Responses sent to clients, by upstream and status code.", &["upstream", "status"])?,
-            upstream_requests: counter("headroom_upstream_requests_total", "Attempts sent upstream, by status code (error: no response).", &["upstream", "status"])?,
-            retries: counter("headroom_retries_total", "Attempts retried, by reason.", &["upstream", "reason"])?,
-            rejected: counter("headroom_rejected_total", "Requests Headroom answered 503 itself, by reason.", &["upstream", "reason"])?,
+            requests: counter(
+                "headroom_requests_total",
+                "Responses sent to clients, by upstream and status code.",
+                &["upstream", "status"],
+            )?,
+            upstream_requests: counter(
+                "headroom_upstream_requests_total",
+                "Attempts sent upstream, by status code (error: no response).",
+                &["upstream", "status"],
+            )?,
+            retries: counter(
+                "headroom_retries_total",
+                "Attempts retried, by reason.",
+                &["upstream", "reason"],
+            )?,
+            rejected: counter(
+                "headroom_rejected_total",
+                "Requests Headroom answered 503 itself, by reason.",
+                &["upstream", "reason"],
+            )?,
             request_duration: histogram(
                 "headroom_request_duration_seconds",
                 "Time from a request's arrival to the end of its response.",
-                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0],
+                vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    120.0, 300.0,
+                ],
             )?,
             queue_wait: histogram(
                 "headroom_queue_wait_seconds",
                 "Time an attempt waited for quota or a concurrency slot.",
-                vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0],
+                vec![
+                    0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
+                    300.0, 600.0,
+                ],
             )?,
             backoff: histogram(
                 "headroom_backoff_seconds",
                 "Backoff delays before retries and rate-limit pauses.",
-                vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0],
+                vec![
+                    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+                ],
             )?,
-            queue_depth: int_gauge("headroom_queue_depth", "Requests waiting for quota or a slot.")?,
+            queue_depth: int_gauge(
+                "headroom_queue_depth",
+                "Requests waiting for quota or a slot.",
+            )?,
             in_flight: int_gauge("headroom_in_flight", "Requests holding a concurrency slot.")?,
-            quota_limit: gauge("headroom_quota_limit", "Requests per window, as learned (absent while unknown).")?,
-            quota_remaining: gauge("headroom_quota_remaining", "Requests left in the window, minus those in flight (absent while unknown).")?,
-            quota_reset_seconds: gauge("headroom_quota_reset_seconds", "Seconds until the window resets or the pause ends (absent while unknown).")?,
-            breaker_state: int_gauge("headroom_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open, 3 forced open.")?,
-            ignored_headers: counter("headroom_ignored_headers_total", "Malformed rate-limit header values ignored.", &["upstream"])?,
+            quota_limit: gauge(
+                "headroom_quota_limit",
+                "Requests per window, as learned (absent while unknown).",
+            )?,
+            quota_remaining: gauge(
+                "headroom_quota_remaining",
+                "Requests left in the window, minus those in flight (absent while unknown).",
+            )?,
+            quota_reset_seconds: gauge(
+                "headroom_quota_reset_seconds",
+                "Seconds until the window resets or the pause ends (absent while unknown).",
+            )?,
+            breaker_state: int_gauge(
+                "headroom_breaker_state",
+                "Circuit breaker: 0 closed, 1 half-open, 2 open, 3 forced open.",
+            )?,
+            ignored_headers: counter(
+                "headroom_ignored_headers_total",
+                "Malformed rate-limit header values ignored.",
+                &["upstream"],
+            )?,
             registry,
         })
     }

@@ -117,6 +117,7 @@ impl Upstream {
             reset_format: config.quota.reset_format,
             max_wait: MAX_ANNOUNCED_WAIT,
         };
+        let breaker = Mutex::new(Breaker::new(config.breaker));
         Ok(Self {
             config,
             target,
@@ -124,7 +125,7 @@ impl Upstream {
             scheduler,
             parse_options,
             warned: Mutex::new(HashSet::new()),
-            breaker: Mutex::new(Breaker::new(config.breaker)),
+            breaker,
             metrics,
         })
     }
@@ -209,7 +210,9 @@ impl Upstream {
     }
 
     fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
-        self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.breaker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The breaker's state now.
@@ -266,13 +269,23 @@ impl Upstream {
     pub fn refresh_gauges(&self) {
         let name = self.name();
         let m = &self.metrics;
-        m.queue_depth.with_label_values(&[name]).set(self.scheduler.queue_depth() as i64);
-        m.in_flight.with_label_values(&[name]).set(self.scheduler.in_flight() as i64);
+        m.queue_depth
+            .with_label_values(&[name])
+            .set(self.scheduler.queue_depth() as i64);
+        m.in_flight
+            .with_label_values(&[name])
+            .set(self.scheduler.in_flight() as i64);
         let quota = self.scheduler.quota();
         Metrics::set_optional(&m.quota_limit, name, quota.limit.map(|v| v as f64));
         Metrics::set_optional(&m.quota_remaining, name, quota.remaining.map(|v| v as f64));
-        Metrics::set_optional(&m.quota_reset_seconds, name, quota.reset_in.map(|d| d.as_secs_f64()));
-        m.breaker_state.with_label_values(&[name]).set(self.breaker_state().gauge());
+        Metrics::set_optional(
+            &m.quota_reset_seconds,
+            name,
+            quota.reset_in.map(|d| d.as_secs_f64()),
+        );
+        m.breaker_state
+            .with_label_values(&[name])
+            .set(self.breaker_state().gauge());
     }
 
     /// The quota partition key of a request, when `quota.partition_by` is set.

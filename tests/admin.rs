@@ -22,13 +22,29 @@ async fn admin_auth_rules() {
     let http = client();
 
     // No token configured: 403 that says how to set one.
-    let response = http.get(admin(&open, "/admin/upstreams")).bearer_auth("x").send().await.expect("send");
+    let response = http
+        .get(admin(&open, "/admin/upstreams"))
+        .bearer_auth("x")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 403);
     let body: Value = response.json().await.expect("json");
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("HEADROOM_ADMIN_TOKEN")), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("HEADROOM_ADMIN_TOKEN")),
+        "{body}"
+    );
 
-    let gateway = Gateway::start_with_token(vec![upstream_config("a", "/a", &up.url())], TOKEN).await;
-    for (token, want) in [(None, 401), (Some("wrong"), 401), (Some("s3cret-admin-tokenX"), 401), (Some(TOKEN), 200)] {
+    let gateway =
+        Gateway::start_with_token(vec![upstream_config("a", "/a", &up.url())], TOKEN).await;
+    for (token, want) in [
+        (None, 401),
+        (Some("wrong"), 401),
+        (Some("s3cret-admin-tokenX"), 401),
+        (Some(TOKEN), 200),
+    ] {
         let mut request = http.get(admin(&gateway, "/admin/upstreams"));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -36,9 +52,18 @@ async fn admin_auth_rules() {
         let response = request.send().await.expect("send");
         assert_eq!(response.status(), want, "token {token:?}");
     }
-    let response = http.post(admin(&gateway, "/admin/upstreams/nope/breaker/trip")).bearer_auth(TOKEN).send().await.expect("send");
+    let response = http
+        .post(admin(&gateway, "/admin/upstreams/nope/breaker/trip"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 404);
-    let response = http.post(admin(&gateway, "/admin/upstreams/a/breaker/trip")).send().await.expect("send");
+    let response = http
+        .post(admin(&gateway, "/admin/upstreams/a/breaker/trip"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 401, "trip needs the token too");
 
     // Health, metrics and the status page need none.
@@ -52,31 +77,84 @@ async fn admin_auth_rules() {
 async fn upstream_list_trip_and_reset() {
     let up = Upstream::start().await;
     let gateway = Gateway::start_with_token(
-        vec![upstream_config("a", "/a", &up.url()), upstream_config("b", "/b", &up.url())],
+        vec![
+            upstream_config("a", "/a", &up.url()),
+            upstream_config("b", "/b", &up.url()),
+        ],
         TOKEN,
     )
     .await;
     let http = client();
-    let list: Value = http.get(admin(&gateway, "/admin/upstreams")).bearer_auth(TOKEN).send().await.expect("send").json().await.expect("json");
-    let names: Vec<&str> = list.as_array().expect("array").iter().filter_map(|u| u["name"].as_str()).collect();
+    let list: Value = http
+        .get(admin(&gateway, "/admin/upstreams"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|u| u["name"].as_str())
+        .collect();
     assert_eq!(names, ["a", "b"]);
     let a = &list[0];
     assert_eq!(a["breaker"]["state"], "closed");
     assert_eq!(a["queue_depth"], 0);
     assert_eq!(a["in_flight"], 0);
-    assert!(a["quota"]["limit"].is_null() && a["quota"]["source"].is_null(), "nothing learned yet: {a}");
+    assert!(
+        a["quota"]["limit"].is_null() && a["quota"]["source"].is_null(),
+        "nothing learned yet: {a}"
+    );
 
-    let tripped: Value = http.post(admin(&gateway, "/admin/upstreams/a/breaker/trip")).bearer_auth(TOKEN).send().await.expect("send").json().await.expect("json");
+    let tripped: Value = http
+        .post(admin(&gateway, "/admin/upstreams/a/breaker/trip"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(tripped["breaker"]["state"], "forced_open");
     let response = http.get(gateway.url("/a/x")).send().await.expect("send");
     assert_eq!(response.status(), 503);
     assert_eq!(support::error_body(response).await["error"], "breaker_open");
-    assert!(up.seen().is_empty(), "nothing reached the upstream while tripped");
-    assert_eq!(http.get(gateway.url("/b/x")).send().await.expect("send").status(), 200, "b is not affected");
+    assert!(
+        up.seen().is_empty(),
+        "nothing reached the upstream while tripped"
+    );
+    assert_eq!(
+        http.get(gateway.url("/b/x"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200,
+        "b is not affected"
+    );
 
-    let reset: Value = http.post(admin(&gateway, "/admin/upstreams/a/breaker/reset")).bearer_auth(TOKEN).send().await.expect("send").json().await.expect("json");
+    let reset: Value = http
+        .post(admin(&gateway, "/admin/upstreams/a/breaker/reset"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(reset["breaker"]["state"], "closed");
-    assert_eq!(http.get(gateway.url("/a/x")).send().await.expect("send").status(), 200);
+    assert_eq!(
+        http.get(gateway.url("/a/x"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -98,20 +176,52 @@ async fn the_breaker_opens_on_failures_and_refuses_with_retry_after() {
     let http = client();
     for _ in 0..3 {
         let response = http.get(gateway.url("/s/x")).send().await.expect("send");
-        assert!(response.status().is_server_error(), "the supplier's 5xx passes through");
+        assert!(
+            response.status().is_server_error(),
+            "the supplier's 5xx passes through"
+        );
     }
     let response = http.get(gateway.url("/s/x")).send().await.expect("send");
     assert_eq!(response.status(), 503);
-    let retry_after: u64 = response.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
     assert!((1..=30).contains(&retry_after), "{retry_after}");
     assert_eq!(support::error_body(response).await["error"], "breaker_open");
-    assert_eq!(supplier.stats().requests, 3, "the open breaker sent nothing upstream");
+    assert_eq!(
+        supplier.stats().requests,
+        3,
+        "the open breaker sent nothing upstream"
+    );
 
-    let list: Value = http.get(admin(&gateway, "/admin/upstreams")).bearer_auth(TOKEN).send().await.expect("send").json().await.expect("json");
+    let list: Value = http
+        .get(admin(&gateway, "/admin/upstreams"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(list[0]["breaker"]["state"], "open");
-    let metrics = http.get(admin(&gateway, "/metrics")).send().await.expect("send").text().await.expect("text");
-    assert!(metrics.contains("headroom_breaker_state{upstream=\"s\"} 2"), "{metrics}");
-    assert!(metrics.contains("headroom_rejected_total{reason=\"breaker_open\",upstream=\"s\"} 1"), "{metrics}");
+    let metrics = http
+        .get(admin(&gateway, "/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("headroom_breaker_state{upstream=\"s\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("headroom_rejected_total{reason=\"breaker_open\",upstream=\"s\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// The value of one sample in Prometheus text format.
@@ -133,23 +243,100 @@ async fn metrics_move_with_traffic() {
     .expect("simulator");
     let gateway = Gateway::start(vec![upstream_config("s", "/s", &supplier.url())]).await;
     let http = client();
-    let before = http.get(admin(&gateway, "/metrics")).send().await.expect("send").text().await.expect("text");
+    let before = http
+        .get(admin(&gateway, "/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
     for name in [
-        "headroom_queue_depth", "headroom_in_flight", "headroom_breaker_state",
+        "headroom_queue_depth",
+        "headroom_in_flight",
+        "headroom_breaker_state",
     ] {
-        assert!(before.contains(&format!("{name}{{upstream=\"s\"}} 0")), "{name} missing: {before}");
+        assert!(
+            before.contains(&format!("{name}{{upstream=\"s\"}} 0")),
+            "{name} missing: {before}"
+        );
     }
     for _ in 0..3 {
-        assert_eq!(http.get(gateway.url("/s/x")).send().await.expect("send").status(), 200);
+        assert_eq!(
+            http.get(gateway.url("/s/x"))
+                .send()
+                .await
+                .expect("send")
+                .status(),
+            200
+        );
     }
-    assert_eq!(http.get(gateway.url("/nowhere")).send().await.expect("send").status(), 404);
-    let after = http.get(admin(&gateway, "/metrics")).send().await.expect("send").text().await.expect("text");
-    assert_eq!(sample(&after, "headroom_requests_total{status=\"200\",upstream=\"s\"}"), Some(3.0), "{after}");
-    assert_eq!(sample(&after, "headroom_requests_total{status=\"404\",upstream=\"none\"}"), Some(1.0), "{after}");
-    assert_eq!(sample(&after, "headroom_upstream_requests_total{status=\"200\",upstream=\"s\"}"), Some(3.0), "{after}");
-    assert_eq!(sample(&after, "headroom_quota_limit{upstream=\"s\"}"), Some(5.0), "{after}");
-    assert_eq!(sample(&after, "headroom_quota_remaining{upstream=\"s\"}"), Some(2.0), "{after}");
-    assert!(sample(&after, "headroom_quota_reset_seconds{upstream=\"s\"}").is_some_and(|s| s > 0.0 && s <= 2.0), "{after}");
-    assert_eq!(sample(&after, "headroom_queue_wait_seconds_count{upstream=\"s\"}"), Some(3.0), "{after}");
-    assert_eq!(sample(&after, "headroom_request_duration_seconds_count{upstream=\"s\"}"), Some(3.0), "{after}");
+    assert_eq!(
+        http.get(gateway.url("/nowhere"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        404
+    );
+    let after = http
+        .get(admin(&gateway, "/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        sample(
+            &after,
+            "headroom_requests_total{status=\"200\",upstream=\"s\"}"
+        ),
+        Some(3.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "headroom_requests_total{status=\"404\",upstream=\"none\"}"
+        ),
+        Some(1.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "headroom_upstream_requests_total{status=\"200\",upstream=\"s\"}"
+        ),
+        Some(3.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "headroom_quota_limit{upstream=\"s\"}"),
+        Some(5.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "headroom_quota_remaining{upstream=\"s\"}"),
+        Some(2.0),
+        "{after}"
+    );
+    assert!(
+        sample(&after, "headroom_quota_reset_seconds{upstream=\"s\"}")
+            .is_some_and(|s| s > 0.0 && s <= 2.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "headroom_queue_wait_seconds_count{upstream=\"s\"}"),
+        Some(3.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "headroom_request_duration_seconds_count{upstream=\"s\"}"
+        ),
+        Some(3.0),
+        "{after}"
+    );
 }

@@ -123,7 +123,9 @@ conventions! {
 #[tokio::test]
 async fn post_without_idempotency_key_is_never_retried() {
     let supplier = simulator(Convention::Github, 0, 1.0).await;
-    let gateway = Gateway::start(vec![upstream_config("s", "/s", &supplier.url())]).await;
+    let mut config = upstream_config("s", "/s", &supplier.url());
+    config.breaker.failure_threshold = 100;
+    let gateway = Gateway::start(vec![config]).await;
     let http = client();
 
     let response = http
@@ -160,7 +162,9 @@ async fn post_without_idempotency_key_is_never_retried() {
 #[tokio::test]
 async fn get_is_retried_through_5xx_and_other_4xx_pass_straight_through() {
     let supplier = simulator(Convention::Github, 0, 0.5).await;
-    let gateway = Gateway::start(vec![upstream_config("s", "/s", &supplier.url())]).await;
+    let mut config = upstream_config("s", "/s", &supplier.url());
+    config.breaker.failure_threshold = 100;
+    let gateway = Gateway::start(vec![config]).await;
     let http = client();
     let mut attempts = 0;
     for i in 0..20 {

@@ -36,7 +36,10 @@ impl BodyObserver for AccessLog {
         self.slot = None;
         let elapsed = self.started.elapsed();
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        let upstream = self.upstream.as_deref().unwrap_or(crate::metrics::NO_UPSTREAM);
+        let upstream = self
+            .upstream
+            .as_deref()
+            .unwrap_or(crate::metrics::NO_UPSTREAM);
         self.metrics
             .requests
             .with_label_values(&[upstream, &self.status.to_string()])

@@ -11,8 +11,8 @@ use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use crate::error::ProxyError;
 use crate::breaker::Outcome;
+use crate::error::ProxyError;
 use crate::proxy::forward;
 use crate::proxy::replay::RequestBody;
 use crate::quota::{backoff, clock};
@@ -109,7 +109,11 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
                 ProxyError::UpstreamTimeout(_) | ProxyError::UpstreamUnavailable(_)
             ),
         };
-        let outcome = if failed { Outcome::Failure } else { Outcome::Success };
+        let outcome = if failed {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        };
         upstream.breaker_record(admission, outcome);
 
         let (reason, delay) = match sent {

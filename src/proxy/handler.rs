@@ -14,12 +14,12 @@ use tokio::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::error::ProxyError;
+use crate::metrics::Metrics;
 use crate::proxy::access_log::AccessLog;
 use crate::proxy::attempts::{self, Plan};
 use crate::proxy::body::{LimitedBody, ObservedBody};
 use crate::proxy::headers::{self, HEADROOM_ATTEMPTS, HEADROOM_QUEUE_MS, X_REQUEST_ID};
 use crate::proxy::replay::RequestBody;
-use crate::metrics::Metrics;
 use crate::proxy::Router;
 use crate::retry;
 use crate::scheduler::queue::HEADROOM_PRIORITY;
