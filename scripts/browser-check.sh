@@ -4,7 +4,7 @@
 # types the admin token, reads the upstream table, trips and resets a breaker, and saves
 # artifacts/status-page.png.
 #
-# Starts `headroom simulate --limit 0` and the gateway (two upstreams on the simulator) on free
+# Starts `headroom simulate` (500 requests a minute, IETF headers) and the gateway (two upstreams on the simulator) on free
 # loopback ports with HEADROOM_ADMIN_TOKEN=test-token, unless ADMIN_URL is set: then it runs the
 # browser against that admin listener (with ADMIN_TOKEN, default test-token) and starts nothing.
 # Installs Debian's chromium and the pinned playwright-core when missing. After the installs the
@@ -78,7 +78,7 @@ wait_addr() {
 if [[ -z "${ADMIN_URL:-}" ]]; then
     [[ -x "$HEADROOM_BIN" ]] || fail "$HEADROOM_BIN not found: run cargo build first"
 
-    "$HEADROOM_BIN" simulate --limit 0 --listen 127.0.0.1:0 >"$tmp/sim.log" 2>&1 &
+    "$HEADROOM_BIN" simulate --limit 500 --window 60s --convention ietf --listen 127.0.0.1:0 >"$tmp/sim.log" 2>&1 &
     pids+=($!)
     sim=$(wait_addr "$tmp/sim.log" 's/.*"addr":"\([0-9.]*:[0-9]*\)".*/\1/p' "simulator") || fail "simulator did not start"
 
@@ -101,6 +101,11 @@ EOF
     HEADROOM_ADMIN_TOKEN=test-token "$HEADROOM_BIN" --config "$tmp/headroom.toml" >"$tmp/headroom.log" 2>&1 &
     pids+=($!)
     admin=$(wait_addr "$tmp/headroom.log" 's/.*"admin":"\([0-9.]*:[0-9]*\)".*/\1/p' "headroom") || fail "headroom did not start"
+    # A little traffic, so supplier-a shows a learned quota and a reset countdown.
+    proxy=$(sed -n 's/.*"proxy":"\([0-9.]*:[0-9]*\)".*/\1/p' "$tmp/headroom.log" | head -n 1)
+    for page in 1 2 3; do
+        curl -s --noproxy '*' -o /dev/null "http://$proxy/supplier-a/lots?page=$page" || fail "no answer through headroom"
+    done
     export ADMIN_URL="http://$admin" ADMIN_TOKEN=test-token EXPECT_UPSTREAMS=supplier-a,supplier-b
     log "simulator on $sim, headroom admin on $admin"
 fi
