@@ -107,6 +107,11 @@ impl Breaker {
         self.state
     }
 
+    /// The state as last changed, without moving an expired open breaker to half-open.
+    pub fn current(&self) -> State {
+        self.state
+    }
+
     /// May an attempt go at `now`? `Err` carries the Retry-After, when known.
     pub fn admit(&mut self, now: Instant) -> Result<Admission, Option<Duration>> {
         match self.state(now) {

@@ -222,7 +222,15 @@ impl Upstream {
 
     /// May an attempt go? `Err` carries the Retry-After, when known.
     pub fn breaker_admit(&self) -> Result<Admission, Option<Duration>> {
-        self.breaker().admit(Instant::now())
+        let mut breaker = self.breaker();
+        let was_open = matches!(breaker.current(), BreakerState::Open { .. });
+        let admitted = breaker.admit(Instant::now());
+        let half_open = was_open && breaker.current() == BreakerState::HalfOpen;
+        drop(breaker);
+        if half_open {
+            self.breaker_changed(BreakerState::HalfOpen, "open_for elapsed");
+        }
+        admitted
     }
 
     /// Gives back an admission whose attempt was never sent.

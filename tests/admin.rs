@@ -340,3 +340,36 @@ async fn metrics_move_with_traffic() {
         "{after}"
     );
 }
+
+#[tokio::test]
+async fn a_trip_answers_queued_requests_at_once() {
+    let up = Upstream::start().await;
+    let mut config = upstream_config("a", "/a", &up.url());
+    config.max_concurrency = 1;
+    let gateway = Gateway::start_with_token(vec![config], TOKEN).await;
+    let http = client();
+    let holder = tokio::spawn(http.get(gateway.url("/a/hold")).send());
+    up.wait_for(1).await;
+    let queued = tokio::spawn(http.get(gateway.url("/a/queued")).send());
+    gateway.wait_for_queue("a", 1).await;
+
+    let response = http
+        .post(admin(&gateway, "/admin/upstreams/a/breaker/trip"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    // The queued request is answered now, while the held one is still in flight.
+    let response = queued.await.expect("join").expect("send");
+    assert_eq!(response.status(), 503);
+    assert_eq!(support::error_body(response).await["error"], "breaker_open");
+    assert_eq!(gateway.queue_depth("a"), 0);
+    up.release();
+    assert_eq!(holder.await.expect("join").expect("send").status(), 200);
+    assert_eq!(
+        up.seen().len(),
+        1,
+        "the queued request never reached the upstream"
+    );
+}
