@@ -25,27 +25,9 @@ if ! python3 -c 'import requests, urllib3' 2>/dev/null; then
     python3 -m pip install -q requests urllib3
 fi
 
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/headroom
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 300); do
-        (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "nothing listening on port $1" >&2
-    return 1
-}
 start() { # log command...: start a background process, its pid in LAST_PID
     local log=$1
     shift

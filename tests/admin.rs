@@ -15,6 +15,18 @@ fn admin(gateway: &Gateway, path: &str) -> String {
     format!("http://{}{path}", gateway.admin)
 }
 
+/// An authorised admin call; its JSON answer.
+async fn call(gateway: &Gateway, post: bool, path: &str) -> Value {
+    let http = client();
+    let request = if post {
+        http.post(admin(gateway, path))
+    } else {
+        http.get(admin(gateway, path))
+    };
+    let response = request.bearer_auth(TOKEN).send().await.expect("send");
+    response.json().await.expect("json")
+}
+
 #[tokio::test]
 async fn admin_auth_rules() {
     let up = Upstream::start().await;
@@ -85,15 +97,7 @@ async fn upstream_list_trip_and_reset() {
     )
     .await;
     let http = client();
-    let list: Value = http
-        .get(admin(&gateway, "/admin/upstreams"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = call(&gateway, false, "/admin/upstreams").await;
     let names: Vec<&str> = list
         .as_array()
         .expect("array")
@@ -110,15 +114,7 @@ async fn upstream_list_trip_and_reset() {
         "nothing learned yet: {a}"
     );
 
-    let tripped: Value = http
-        .post(admin(&gateway, "/admin/upstreams/a/breaker/trip"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let tripped: Value = call(&gateway, true, "/admin/upstreams/a/breaker/trip").await;
     assert_eq!(tripped["breaker"]["state"], "forced_open");
     let response = http.get(gateway.url("/a/x")).send().await.expect("send");
     assert_eq!(response.status(), 503);
@@ -137,15 +133,7 @@ async fn upstream_list_trip_and_reset() {
         "b is not affected"
     );
 
-    let reset: Value = http
-        .post(admin(&gateway, "/admin/upstreams/a/breaker/reset"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let reset: Value = call(&gateway, true, "/admin/upstreams/a/breaker/reset").await;
     assert_eq!(reset["breaker"]["state"], "closed");
     assert_eq!(
         http.get(gateway.url("/a/x"))
@@ -196,15 +184,7 @@ async fn the_breaker_opens_on_failures_and_refuses_with_retry_after() {
         "the open breaker sent nothing upstream"
     );
 
-    let list: Value = http
-        .get(admin(&gateway, "/admin/upstreams"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = call(&gateway, false, "/admin/upstreams").await;
     assert_eq!(list[0]["breaker"]["state"], "open");
     let metrics = http
         .get(admin(&gateway, "/metrics"))

@@ -71,6 +71,24 @@ struct State {
     quota: QuotaState,
 }
 
+impl State {
+    /// Takes the waiting requests for which `which` is true out of the queue and answers
+    /// each with `rejection` (those whose waiter already left are just dropped).
+    fn reject_where(&mut self, which: impl FnMut(&Entry<Slot>) -> bool, rejection: Rejected) {
+        for entry in self.queue.drain_where(which) {
+            if entry
+                .slot
+                .state
+                .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.waiting -= 1;
+                let _ = entry.slot.tx.send(Err(rejection));
+            }
+        }
+    }
+}
+
 /// What the dispatcher and the waiters share.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -175,18 +193,7 @@ impl Scheduler {
     /// Answers every waiting request at once with `rejection` (the breaker opened).
     pub fn reject_waiting(&self, rejection: Rejected) {
         let mut state = self.shared.lock();
-        let all = state.queue.drain_where(|_| true);
-        for entry in all {
-            if entry
-                .slot
-                .state
-                .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                state.waiting -= 1;
-                let _ = entry.slot.tx.send(Err(rejection));
-            }
-        }
+        state.reject_where(|_| true, rejection);
     }
 
     /// Requests waiting now.
@@ -349,22 +356,12 @@ impl Shared {
         // answered now, with the real time to come back.
         for (partition, wait) in &blocked {
             if let Wait::Until(until) = *wait {
-                let expired = state
-                    .queue
-                    .drain_where(|e| e.partition == *partition && e.deadline < until);
-                for entry in expired {
-                    if entry
-                        .slot
-                        .state
-                        .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                    {
-                        state.waiting -= 1;
-                        let _ = entry.slot.tx.send(Err(Rejected::QueueTimeout {
-                            retry_after: until - now,
-                        }));
-                    }
-                }
+                state.reject_where(
+                    |e| e.partition == *partition && e.deadline < until,
+                    Rejected::QueueTimeout {
+                        retry_after: until - now,
+                    },
+                );
             }
         }
         blocked.iter().map(|(_, wait)| *wait).min_by_key(|wait| {
