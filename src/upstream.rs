@@ -1,7 +1,8 @@
 //! One configured supplier API and the state Headroom keeps for it.
 //!
-//! Every per-upstream concern (the HTTP client today; quota, scheduler and breaker as they
-//! arrive) hangs off this one value, which the router hands to the request path.
+//! Every per-upstream concern (the pooled HTTP client, the scheduler with its quota state,
+//! the circuit breaker, the metric handles) hangs off this one value, which the router hands
+//! to the request path and the admin API.
 
 use std::sync::Arc;
 

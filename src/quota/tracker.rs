@@ -18,7 +18,7 @@ use http::StatusCode;
 use tokio::time::Instant;
 
 use crate::quota::backoff;
-use crate::quota::observation::{QuotaObservation, Source};
+use crate::quota::observation::QuotaObservation;
 
 /// Leak rate assumed for a bucket until two observations measure it (Shopify's REST rate).
 const DEFAULT_LEAK_PER_SEC: f64 = 2.0;
@@ -522,15 +522,11 @@ impl Tracker {
     }
 }
 
-/// The source label shown before any header was seen.
-pub fn source_label(source: Option<Source>) -> Option<&'static str> {
-    source.map(Source::as_str)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::quota::observation::LeakyBucket;
+    use crate::quota::observation::Source;
 
     const S: Duration = Duration::from_secs(1);
     const MS: Duration = Duration::from_millis(1);
