@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
+use crate::error::json_error;
 use crate::proxy::Proxy;
 use crate::upstream::Upstream;
 
@@ -171,9 +172,5 @@ fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), Box<Response>> {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": code, "message": message, "upstream": null, "request_id": null })),
-    )
-        .into_response()
+    json_error(status, code, message, None, None)
 }

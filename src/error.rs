@@ -57,6 +57,30 @@ pub enum ProxyError {
     },
 }
 
+/// The contract's JSON error body, `{"error", "message", "upstream", "request_id"}`, for
+/// every error Headroom answers itself (proxy and admin API alike).
+pub fn json_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    upstream: Option<&str>,
+    request_id: Option<&str>,
+) -> Response<Body> {
+    let body = serde_json::json!({
+        "error": code,
+        "message": message,
+        "upstream": upstream,
+        "request_id": request_id,
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// Whole seconds, rounded up so a client never comes back too early, and at least 1:
 /// `Retry-After: 0` invites a tight loop.
 fn secs(wait: Duration) -> u64 {
@@ -109,19 +133,14 @@ impl ProxyError {
 
     /// Builds the JSON error response.
     pub fn into_response(self, upstream: Option<&str>, request_id: &str) -> Response<Body> {
-        let body = serde_json::json!({
-            "error": self.code(),
-            "message": self.to_string(),
-            "upstream": upstream,
-            "request_id": request_id,
-        });
-        let mut response = Response::new(Body::from(body.to_string()));
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+        let mut response = json_error(
+            self.status(),
+            self.code(),
+            &self.to_string(),
+            upstream,
+            Some(request_id),
         );
+        let headers = response.headers_mut();
         if let Some(wait) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs(wait)));
         }

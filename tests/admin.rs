@@ -3,16 +3,24 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
-use headroom::sim::{self, Convention, SimArgs};
+use headroom::sim::Convention;
 use serde_json::Value;
-use support::{client, upstream_config, Gateway, Upstream};
+use support::{client, simulator, upstream_config, Gateway, Upstream};
 
 const TOKEN: &str = "s3cret-admin-token";
 
 fn admin(gateway: &Gateway, path: &str) -> String {
     format!("http://{}{path}", gateway.admin)
+}
+
+/// The Prometheus text of `/metrics`.
+async fn metrics_text(gateway: &Gateway) -> String {
+    let response = client()
+        .get(admin(gateway, "/metrics"))
+        .send()
+        .await
+        .expect("send");
+    response.text().await.expect("text")
 }
 
 /// An authorised admin call; its JSON answer.
@@ -117,8 +125,7 @@ async fn upstream_list_trip_and_reset() {
     let tripped: Value = call(&gateway, true, "/admin/upstreams/a/breaker/trip").await;
     assert_eq!(tripped["breaker"]["state"], "forced_open");
     let response = http.get(gateway.url("/a/x")).send().await.expect("send");
-    assert_eq!(response.status(), 503);
-    assert_eq!(support::error_body(response).await["error"], "breaker_open");
+    support::assert_error(response, 503, "breaker_open").await;
     assert!(
         up.seen().is_empty(),
         "nothing reached the upstream while tripped"
@@ -147,16 +154,7 @@ async fn upstream_list_trip_and_reset() {
 
 #[tokio::test]
 async fn the_breaker_opens_on_failures_and_refuses_with_retry_after() {
-    let supplier = sim::start(SimArgs {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        limit: 0,
-        convention: Convention::Github,
-        fail_rate: 1.0,
-        seed: Some(1),
-        ..SimArgs::default()
-    })
-    .await
-    .expect("simulator");
+    let supplier = simulator(Convention::Github, 0, 1.0).await;
     let mut config = upstream_config("s", "/s", &supplier.url());
     config.retry.max_attempts = 1;
     config.breaker.failure_threshold = 3;
@@ -186,14 +184,7 @@ async fn the_breaker_opens_on_failures_and_refuses_with_retry_after() {
 
     let list: Value = call(&gateway, false, "/admin/upstreams").await;
     assert_eq!(list[0]["breaker"]["state"], "open");
-    let metrics = http
-        .get(admin(&gateway, "/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&gateway).await;
     assert!(
         metrics.contains("headroom_breaker_state{upstream=\"s\"} 2"),
         "{metrics}"
@@ -213,24 +204,10 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn metrics_move_with_traffic() {
-    let supplier = sim::start(SimArgs {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        limit: 5,
-        convention: Convention::Ietf,
-        ..SimArgs::default()
-    })
-    .await
-    .expect("simulator");
+    let supplier = simulator(Convention::Ietf, 5, 0.0).await;
     let gateway = Gateway::start(vec![upstream_config("s", "/s", &supplier.url())]).await;
     let http = client();
-    let before = http
-        .get(admin(&gateway, "/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let before = metrics_text(&gateway).await;
     for name in [
         "headroom_queue_depth",
         "headroom_in_flight",
@@ -259,14 +236,7 @@ async fn metrics_move_with_traffic() {
             .status(),
         404
     );
-    let after = http
-        .get(admin(&gateway, "/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let after = metrics_text(&gateway).await;
     assert_eq!(
         sample(
             &after,
@@ -342,8 +312,7 @@ async fn a_trip_answers_queued_requests_at_once() {
     assert_eq!(response.status(), 200);
     // The queued request is answered now, while the held one is still in flight.
     let response = queued.await.expect("join").expect("send");
-    assert_eq!(response.status(), 503);
-    assert_eq!(support::error_body(response).await["error"], "breaker_open");
+    support::assert_error(response, 503, "breaker_open").await;
     assert_eq!(gateway.queue_depth("a"), 0);
     up.release();
     assert_eq!(holder.await.expect("join").expect("send").status(), 200);

@@ -235,9 +235,7 @@ async fn https_upstream_with_a_private_ca_file() {
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status(), 502);
-    let body = error_body(response).await;
-    assert_eq!(body["error"], "upstream_unavailable");
+    let body = support::assert_error(response, 502, "upstream_unavailable").await;
     assert_eq!(body["upstream"], "untrusted");
 }
 
@@ -257,9 +255,7 @@ async fn unreachable_upstream_is_502_upstream_unavailable() {
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status(), 502);
-    let body = error_body(response).await;
-    assert_eq!(body["error"], "upstream_unavailable");
+    let body = support::assert_error(response, 502, "upstream_unavailable").await;
     assert_eq!(body["upstream"], "gone");
     assert!(
         body["message"]
@@ -282,9 +278,7 @@ async fn silent_upstream_is_504_upstream_timeout() {
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status(), 504);
-    let body = error_body(response).await;
-    assert_eq!(body["error"], "upstream_timeout");
+    let body = support::assert_error(response, 504, "upstream_timeout").await;
     assert_eq!(body["upstream"], "slow");
 }
 
@@ -303,8 +297,7 @@ async fn oversized_requests_are_413_and_431() {
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status(), 413);
-    assert_eq!(error_body(response).await["error"], "payload_too_large");
+    support::assert_error(response, 413, "payload_too_large").await;
     assert!(
         up.seen().is_empty(),
         "a declared oversized body never goes upstream"
@@ -320,8 +313,7 @@ async fn oversized_requests_are_413_and_431() {
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status(), 413);
-    assert_eq!(error_body(response).await["error"], "payload_too_large");
+    support::assert_error(response, 413, "payload_too_large").await;
 
     let response = http
         .get(gateway.url("/s/x"))
@@ -329,8 +321,7 @@ async fn oversized_requests_are_413_and_431() {
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status(), 431);
-    assert_eq!(error_body(response).await["error"], "headers_too_large");
+    support::assert_error(response, 431, "headers_too_large").await;
 
     let response = http
         .post(gateway.url("/s/x"))

@@ -4,32 +4,17 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use headroom::sim::{self, Convention, SimArgs, SimHandle};
-use support::{client, upstream_config, Gateway};
+use headroom::sim::Convention;
+use support::{client, simulator, upstream_config, Gateway};
 use tokio::time::Instant;
 
 const CLIENTS: usize = 32;
 const REQUESTS: usize = 160;
 const LIMIT: u32 = 20;
 const WINDOW: Duration = Duration::from_secs(2);
-
-async fn simulator(convention: Convention, limit: u32, fail_rate: f64) -> SimHandle {
-    sim::start(SimArgs {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        limit,
-        window: WINDOW,
-        convention,
-        fail_rate,
-        seed: Some(7),
-        ..SimArgs::default()
-    })
-    .await
-    .expect("simulator starts")
-}
 
 /// 32 pollers share 160 GETs; returns the statuses they saw and how long it took.
 async fn burst(url: String) -> (Vec<u16>, Duration) {

@@ -46,12 +46,14 @@ pub struct Plan {
     pub partition: Option<String>,
     /// When the request stops waiting in the queue (`queue.max_wait` after it arrived).
     pub deadline: Instant,
+    /// Whether the request may be sent again ([`retry::is_safe_to_repeat`]).
+    pub safe_to_repeat: bool,
 }
 
 /// Runs the attempts of one request.
 pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
     let retry = upstream.config().retry;
-    let safe = retry::is_safe_to_repeat(&plan.parts.method, &plan.parts.headers);
+    let safe = plan.safe_to_repeat;
     let mut attempted = Attempted {
         result: Err(ProxyError::UpstreamUnavailable(
             "no attempt was made".into(),

@@ -158,9 +158,8 @@ impl Proxy {
 
         let too_large = Arc::new(AtomicBool::new(false));
         let limited = LimitedBody::new(body, self.max_request_body, Arc::clone(&too_large));
-        let max_body = if retry::is_safe_to_repeat(&parts.method, &parts.headers)
-            && upstream.config().retry.max_attempts > 1
-        {
+        let safe_to_repeat = retry::is_safe_to_repeat(&parts.method, &parts.headers);
+        let max_body = if safe_to_repeat && upstream.config().retry.max_attempts > 1 {
             upstream.config().retry.max_body
         } else {
             0
@@ -188,6 +187,7 @@ impl Proxy {
             priority,
             partition,
             deadline: started + upstream.config().queue.max_wait,
+            safe_to_repeat,
         };
         let mut attempted = attempts::run(&upstream, plan).await;
         if attempted.result.is_err() && too_large.load(Ordering::Relaxed) {

@@ -343,6 +343,26 @@ impl Gateway {
     }
 }
 
+/// A supplier simulator on a free port: `limit` per 2 s window (0: no quota), `fail_rate`
+/// of 5xx, seeded dice.
+pub async fn simulator(
+    convention: headroom::sim::Convention,
+    limit: u32,
+    fail_rate: f64,
+) -> headroom::sim::SimHandle {
+    headroom::sim::start(headroom::sim::SimArgs {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        limit,
+        window: Duration::from_secs(2),
+        convention,
+        fail_rate,
+        seed: Some(7),
+        ..headroom::sim::SimArgs::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
 /// A reqwest client that neither follows redirects nor uses a proxy from the environment.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -361,6 +381,18 @@ pub async fn raw_request(addr: SocketAddr, request: &[u8]) -> String {
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Asserts a Headroom error response: its status and JSON `error` code; returns the body.
+pub async fn assert_error(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    let body = error_body(response).await;
+    assert_eq!(body["error"], code, "{body}");
+    body
 }
 
 /// The JSON error body of a Headroom error response.
