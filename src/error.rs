@@ -55,6 +55,13 @@ pub enum ProxyError {
         /// The real end of the supplier's pause when known, else an estimate.
         retry_after: Duration,
     },
+    /// The client's request body was still arriving when the attempt's `timeout` ran out:
+    /// the client's slowness, not the supplier's.
+    #[error("the request body did not arrive within {}", humantime::format_duration(*.0))]
+    RequestTimeout(Duration),
+    /// Headroom's own fault (a bug): answered rather than left hanging.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 /// The contract's JSON error body, `{"error", "message", "upstream", "request_id"}`, for
@@ -98,6 +105,8 @@ impl ProxyError {
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::QueueFull { .. } | Self::QueueTimeout { .. } | Self::BreakerOpen { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -117,6 +126,8 @@ impl ProxyError {
             Self::QueueFull { .. } => "queue_full",
             Self::QueueTimeout { .. } => "queue_timeout",
             Self::BreakerOpen { .. } => "breaker_open",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::Internal(_) => "internal_error",
         }
     }
 

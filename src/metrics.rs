@@ -41,6 +41,9 @@ pub struct Metrics {
     pub breaker_state: IntGaugeVec,
     /// `headroom_ignored_headers_total{upstream}`: malformed rate-limit header values ignored.
     pub ignored_headers: IntCounterVec,
+    /// `headroom_internal_errors_total{upstream}`: Headroom's own faults (a task that panicked
+    /// and was restarted, a request answered 500 `internal_error`). Never expected.
+    pub internal_errors: IntCounterVec,
 }
 
 /// A metric could not be registered (a bug: names are fixed).
@@ -145,6 +148,11 @@ impl Metrics {
             ignored_headers: counter(
                 "headroom_ignored_headers_total",
                 "Malformed rate-limit header values ignored.",
+                &["upstream"],
+            )?,
+            internal_errors: counter(
+                "headroom_internal_errors_total",
+                "Headroom's own faults: tasks restarted after a panic, requests answered 500.",
                 &["upstream"],
             )?,
             registry,

@@ -113,6 +113,7 @@ impl Upstream {
                 max_wait: config.queue.max_wait,
             },
             quota,
+            metrics.internal_errors.with_label_values(&[&config.name]),
         );
         let parse_options = ParseOptions {
             reset_format: config.quota.reset_format,
@@ -202,6 +203,14 @@ impl Upstream {
             .observe(queue_wait.as_secs_f64());
     }
 
+    /// Notes one of Headroom's own faults (a request answered 500 `internal_error`).
+    pub fn note_internal_error(&self) {
+        self.metrics
+            .internal_errors
+            .with_label_values(&[self.name()])
+            .inc();
+    }
+
     /// Notes a request Headroom answered 503 itself.
     pub fn note_rejected(&self, reason: &str) {
         self.metrics
@@ -221,8 +230,11 @@ impl Upstream {
         self.breaker().state(Instant::now())
     }
 
-    /// May an attempt go? `Err` carries the Retry-After, when known.
-    pub fn breaker_admit(&self) -> Result<Admission, Option<Duration>> {
+    /// May an attempt go? `Err` carries the Retry-After, when known. The admission is a
+    /// guard: dropped without [`Admitted::record`] (the request left the queue, its client
+    /// went away, it was a client's fault), it gives a half-open probe's place back, so the
+    /// next request probes.
+    pub fn breaker_admit(&self) -> Result<Admitted<'_>, Option<Duration>> {
         let mut breaker = self.breaker();
         let was_open = matches!(breaker.current(), BreakerState::Open { .. });
         let admitted = breaker.admit(Instant::now());
@@ -231,20 +243,10 @@ impl Upstream {
         if half_open {
             self.breaker_changed(BreakerState::HalfOpen, "open_for elapsed");
         }
-        admitted
-    }
-
-    /// Gives back an admission whose attempt was never sent.
-    pub fn breaker_cancel(&self, admission: Admission) {
-        self.breaker().cancel(admission);
-    }
-
-    /// Records an attempt's outcome with the breaker.
-    pub fn breaker_record(&self, admission: Admission, outcome: Outcome) {
-        let changed = self.breaker().record(Instant::now(), admission, outcome);
-        if let Some(state) = changed {
-            self.breaker_changed(state, "failures");
-        }
+        admitted.map(|admission| Admitted {
+            upstream: self,
+            admission: Some(admission),
+        })
     }
 
     /// An operator's trip: forced open until reset.
@@ -327,6 +329,42 @@ impl Upstream {
     /// The pooled client.
     pub fn client(&self) -> &HttpClient {
         &self.client
+    }
+}
+
+/// An attempt the breaker let through; see [`Upstream::breaker_admit`].
+#[derive(Debug)]
+pub struct Admitted<'a> {
+    upstream: &'a Upstream,
+    admission: Option<Admission>,
+}
+
+impl Admitted<'_> {
+    /// Whether this attempt is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.admission.is_some_and(|a| a.probe)
+    }
+
+    /// Records the attempt's outcome with the breaker.
+    pub fn record(mut self, outcome: Outcome) {
+        let Some(admission) = self.admission.take() else {
+            return;
+        };
+        let upstream = self.upstream;
+        let changed = upstream
+            .breaker()
+            .record(Instant::now(), admission, outcome);
+        if let Some(state) = changed {
+            upstream.breaker_changed(state, "failures");
+        }
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        if let Some(admission) = self.admission.take() {
+            self.upstream.breaker().cancel(admission);
+        }
     }
 }
 

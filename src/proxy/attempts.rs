@@ -3,8 +3,10 @@
 //! connection failures are retried where that is safe, within `retry.max_attempts` and the
 //! request's queue deadline.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use http::request::Parts;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -13,8 +15,10 @@ use tokio::time::Instant;
 
 use crate::breaker::Outcome;
 use crate::error::ProxyError;
+use crate::proxy::body::{BodyProgress, Progress};
 use crate::proxy::forward;
 use crate::proxy::replay::RequestBody;
+use crate::quota::state::Ask;
 use crate::quota::{backoff, clock};
 use crate::retry::{self, Reason};
 use crate::scheduler::{Priority, Rejected};
@@ -33,17 +37,66 @@ pub struct Attempted {
     pub slot: Option<OwnedSemaphorePermit>,
 }
 
+/// A request body as it comes from the client: read (up to `retry.max_body`) only once the
+/// request holds its first grant, so that queued requests hold no body in memory (at most
+/// `max_concurrency` bodies per upstream are buffered at once).
+#[derive(Debug)]
+pub enum PendingBody {
+    /// Not read yet: buffer up to this many bytes for replay.
+    Unread(Body, u64),
+    /// Ready to send.
+    Ready(RequestBody),
+}
+
+impl PendingBody {
+    /// Reads the body if it was not yet; an error is the client's (too large, cut short).
+    async fn ready(&mut self, progress: &BodyProgress) -> Result<&mut RequestBody, ProxyError> {
+        if let Self::Unread(body, max_body) = self {
+            let body = std::mem::take(body);
+            let prepared = RequestBody::prepare(body, *max_body)
+                .await
+                .map_err(|error| client_body_error(progress, Some(&*error)))?;
+            *self = Self::Ready(prepared);
+        }
+        match self {
+            Self::Ready(body) => Ok(body),
+            Self::Unread(..) => Err(ProxyError::Internal("request body not prepared")),
+        }
+    }
+}
+
+/// What Headroom answers when the client's body failed: 413 past the limit, else 400.
+fn client_body_error(
+    progress: &BodyProgress,
+    error: Option<&(dyn std::error::Error + Send + Sync)>,
+) -> ProxyError {
+    match progress.get() {
+        Progress::TooLarge => ProxyError::PayloadTooLarge {
+            limit: progress.limit(),
+        },
+        _ => ProxyError::BadRequest(match error {
+            Some(error) => format!("the request body was cut short by the client: {error}"),
+            None => "the request body was cut short by the client".into(),
+        }),
+    }
+}
+
 /// What one request asks of the loop.
 #[derive(Debug)]
 pub struct Plan {
     /// Method, upstream URI and prepared headers.
     pub parts: Parts,
-    /// The body, replayable or not.
-    pub body: RequestBody,
+    /// The body, read or not yet.
+    pub body: PendingBody,
+    /// How far the client's body has come (to tell its faults from the supplier's).
+    pub progress: Arc<BodyProgress>,
     /// `Headroom-Priority`.
     pub priority: Priority,
     /// Quota partition key, when the upstream partitions its quota.
     pub partition: Option<String>,
+    /// The route (first two path segments after the prefix), which tells the supplier's
+    /// resource once learned.
+    pub route: String,
     /// When the request stops waiting in the queue (`queue.max_wait` after it arrived).
     pub deadline: Instant,
     /// Whether the request may be sent again ([`retry::is_safe_to_repeat`]).
@@ -63,60 +116,49 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
         slot: None,
     };
     loop {
-        let admission = match upstream.breaker_admit() {
-            Ok(admission) => admission,
+        let admitted = match upstream.breaker_admit() {
+            Ok(admitted) => admitted,
             Err(retry_after) => {
                 upstream.note_rejected("breaker_open");
                 attempted.result = Err(ProxyError::BreakerOpen { retry_after });
                 return attempted;
             }
         };
+        let ask = Ask {
+            partition: plan.partition.as_deref(),
+            route: &plan.route,
+        };
         let grant = match upstream
             .scheduler()
-            .acquire(plan.priority, plan.partition.clone(), plan.deadline)
+            .acquire(plan.priority, ask, plan.deadline)
             .await
         {
             Ok(grant) => grant,
             Err(rejected) => {
-                upstream.breaker_cancel(admission);
-                let (error, reason) = match rejected {
-                    Rejected::QueueFull { retry_after } => {
-                        (ProxyError::QueueFull { retry_after }, "queue_full")
-                    }
-                    Rejected::QueueTimeout { retry_after } => {
-                        (ProxyError::QueueTimeout { retry_after }, "queue_timeout")
-                    }
-                    Rejected::BreakerOpen { retry_after } => {
-                        (ProxyError::BreakerOpen { retry_after }, "breaker_open")
-                    }
-                };
-                upstream.note_rejected(reason);
+                drop(admitted);
+                attempted.result = Err(rejection(upstream, rejected));
+                return attempted;
+            }
+        };
+        let queue_wait = grant.queue_wait;
+        attempted.queue_wait += queue_wait;
+        let (mut reservation, slot) = grant.into_parts();
+        let body = match plan.body.ready(&plan.progress).await {
+            Ok(body) => body,
+            Err(error) => {
+                // The client's fault, before anything was sent: the breaker's place and the
+                // quota unit go back (both guards drop unused).
                 attempted.result = Err(error);
                 return attempted;
             }
         };
         attempted.attempts += 1;
-        attempted.queue_wait += grant.queue_wait;
-        let queue_wait = grant.queue_wait;
-        let (reservation, slot) = grant.into_parts();
-        let request = Request::from_parts(plan.parts.clone(), plan.body.take());
-        let may_retry = safe && plan.body.replayable() && attempted.attempts < retry.max_attempts;
+        let may_retry = safe && body.replayable() && attempted.attempts < retry.max_attempts;
+        let request = Request::from_parts(plan.parts.clone(), body.take());
 
+        reservation.mark_sent();
         let sent = forward::send(upstream, request).await;
         upstream.note_attempt(sent.as_ref().ok().map(|r| r.status()), queue_wait);
-        let failed = match &sent {
-            Ok(response) => response.status().is_server_error(),
-            Err(error) => matches!(
-                error,
-                ProxyError::UpstreamTimeout(_) | ProxyError::UpstreamUnavailable(_)
-            ),
-        };
-        let outcome = if failed {
-            Outcome::Failure
-        } else {
-            Outcome::Success
-        };
-        upstream.breaker_record(admission, outcome);
 
         let (reason, delay) = match sent {
             Ok(response) => {
@@ -125,8 +167,17 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
                     response.headers(),
                     clock::wall_now(),
                 );
-                let pause = reservation.complete(response.status(), observation.as_ref());
                 let limited = observation.as_ref().is_some_and(|o| o.rate_limited);
+                // A rate-limit answer (a 429, or a 503 with Retry-After) shows a working
+                // supplier: it never counts toward opening the breaker.
+                let failed = response.status().is_server_error() && !limited;
+                admitted.record(if failed {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                });
+                let pause =
+                    reservation.complete(&plan.route, response.status(), observation.as_ref());
                 let reason = retry::reason_for_status(response.status(), limited);
                 match reason {
                     Some(Reason::RateLimited) if may_retry => {
@@ -164,14 +215,24 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
                     }
                 }
             }
-            Err(error) => {
-                drop(reservation);
-                let reason = match &error {
+            Err(failed) => {
+                if let Some(error) = client_fault(&plan.progress, &failed.error) {
+                    // The client's body failed (too large, cut short, too slow): not the
+                    // supplier's fault, not retried. What was written may have been counted.
+                    drop(admitted);
+                    attempted.result = Err(error);
+                    return attempted;
+                }
+                admitted.record(Outcome::Failure);
+                if !failed.written {
+                    reservation.release();
+                }
+                let reason = match &failed.error {
                     ProxyError::UpstreamTimeout(_) => Some(Reason::Timeout),
                     ProxyError::UpstreamUnavailable(_) => Some(Reason::ConnectError),
                     _ => None,
                 };
-                attempted.result = Err(error);
+                attempted.result = Err(failed.error);
                 let Some(reason) = reason else {
                     return attempted;
                 };
@@ -185,6 +246,39 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
         upstream.note_retry(reason);
         upstream.observe_backoff(delay);
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// The error for a request the scheduler turned away, counted by reason.
+fn rejection(upstream: &Upstream, rejected: Rejected) -> ProxyError {
+    let (error, reason) = match rejected {
+        Rejected::QueueFull { retry_after } => (ProxyError::QueueFull { retry_after }, "queue_full"),
+        Rejected::QueueTimeout { retry_after } => {
+            (ProxyError::QueueTimeout { retry_after }, "queue_timeout")
+        }
+        Rejected::BreakerOpen { retry_after } => {
+            (ProxyError::BreakerOpen { retry_after }, "breaker_open")
+        }
+        Rejected::Internal => {
+            upstream.note_internal_error();
+            return ProxyError::Internal("the request lost its place in the queue");
+        }
+    };
+    upstream.note_rejected(reason);
+    error
+}
+
+/// Whether a failed attempt was the client's fault: its body went past the limit, was cut
+/// short, or was still arriving when the attempt's time ran out.
+fn client_fault(progress: &BodyProgress, error: &ProxyError) -> Option<ProxyError> {
+    match (progress.get(), error) {
+        (Progress::TooLarge | Progress::Aborted, _) => Some(client_body_error(progress, None)),
+        (Progress::Arriving, ProxyError::UpstreamTimeout(timeout))
+            if progress.waiting_on_client() =>
+        {
+            Some(ProxyError::RequestTimeout(*timeout))
+        }
+        _ => None,
     }
 }
 

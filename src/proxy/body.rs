@@ -2,7 +2,7 @@
 //! counts what it sends and reports when it is done.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -17,24 +17,93 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[error("request body larger than {0} bytes")]
 pub struct BodyTooLarge(pub u64);
 
-/// A request body that fails once more than `limit` bytes have passed, and raises a flag the
-/// handler reads to answer 413 rather than 502.
+/// How far a client's request body has come; shared between the body (which sets it) and
+/// the request path (which reads it to tell a client's fault from the supplier's).
+#[derive(Debug)]
+pub struct BodyProgress {
+    state: AtomicU8,
+    /// Whether the last read of the body waited on the client (it sends slower than the
+    /// supplier reads), as opposed to the supplier not reading at all.
+    waiting_on_client: AtomicBool,
+    limit: u64,
+}
+
+/// What [`BodyProgress`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Still arriving (or not read yet).
+    Arriving,
+    /// Read to its end.
+    Complete,
+    /// Went past `server.max_request_body`.
+    TooLarge,
+    /// The client's side failed (connection closed or reset mid-body).
+    Aborted,
+}
+
+impl BodyProgress {
+    /// Progress of a body limited to `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            state: AtomicU8::new(0),
+            waiting_on_client: AtomicBool::new(false),
+            limit,
+        }
+    }
+
+    /// `server.max_request_body`.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Whether the body is still arriving and its last read waited on the client.
+    pub fn waiting_on_client(&self) -> bool {
+        self.get() == Progress::Arriving && self.waiting_on_client.load(Ordering::Acquire)
+    }
+
+    /// Where the body stands.
+    pub fn get(&self) -> Progress {
+        match self.state.load(Ordering::Acquire) {
+            1 => Progress::Complete,
+            2 => Progress::TooLarge,
+            3 => Progress::Aborted,
+            _ => Progress::Arriving,
+        }
+    }
+
+    fn set(&self, progress: Progress) {
+        let value = match progress {
+            Progress::Arriving => 0,
+            Progress::Complete => 1,
+            Progress::TooLarge => 2,
+            Progress::Aborted => 3,
+        };
+        self.state.store(value, Ordering::Release);
+    }
+}
+
+/// A request body that fails once more than `limit` bytes have passed, and records in its
+/// [`BodyProgress`] how it ended, so the handler answers 413 (too large) or 400 (aborted)
+/// rather than blame the supplier.
 #[derive(Debug)]
 pub struct LimitedBody<B> {
     inner: B,
     seen: u64,
     limit: u64,
-    exceeded: Arc<AtomicBool>,
+    progress: Arc<BodyProgress>,
 }
 
-impl<B> LimitedBody<B> {
-    /// Wraps `inner`; `exceeded` is set when the limit is passed.
-    pub fn new(inner: B, limit: u64, exceeded: Arc<AtomicBool>) -> Self {
+impl<B: Body> LimitedBody<B> {
+    /// Wraps `inner`, reporting to `progress`.
+    pub fn new(inner: B, limit: u64, progress: Arc<BodyProgress>) -> Self {
+        if inner.is_end_stream() {
+            progress.set(Progress::Complete);
+        }
         Self {
             inner,
             seen: 0,
             limit,
-            exceeded,
+            progress,
         }
     }
 }
@@ -51,20 +120,33 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        self.progress
+            .waiting_on_client
+            .store(frame.is_pending(), Ordering::Release);
+        let frame = ready!(frame);
         Poll::Ready(match frame {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     self.seen = self.seen.saturating_add(data.len() as u64);
                     if self.seen > self.limit {
-                        self.exceeded.store(true, Ordering::Relaxed);
+                        self.progress.set(Progress::TooLarge);
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge(self.limit)))));
                     }
                 }
+                if self.inner.is_end_stream() {
+                    self.progress.set(Progress::Complete);
+                }
                 Some(Ok(frame))
             }
-            Some(Err(err)) => Some(Err(err.into())),
-            None => None,
+            Some(Err(err)) => {
+                self.progress.set(Progress::Aborted);
+                Some(Err(err.into()))
+            }
+            None => {
+                self.progress.set(Progress::Complete);
+                None
+            }
         })
     }
 
@@ -156,23 +238,33 @@ mod tests {
     use http_body_util::{BodyExt, Full, StreamBody};
 
     #[tokio::test]
-    async fn limited_body_fails_past_the_limit_and_raises_the_flag() {
+    async fn limited_body_records_how_it_ended() {
         let chunks = (0..4)
             .map(|_| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![0u8; 10]))));
-        let flag = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(BodyProgress::new(25));
         let body = LimitedBody::new(
             StreamBody::new(futures_util::stream::iter(chunks)),
             25,
-            flag.clone(),
+            progress.clone(),
         );
+        assert_eq!(progress.get(), Progress::Arriving);
         let err = body.collect().await.expect_err("limit");
         assert!(err.is::<BodyTooLarge>());
-        assert!(flag.load(Ordering::Relaxed));
+        assert_eq!(progress.get(), Progress::TooLarge);
 
-        let flag = Arc::new(AtomicBool::new(false));
-        let body = LimitedBody::new(Full::new(Bytes::from(vec![1u8; 25])), 25, flag.clone());
+        let progress = Arc::new(BodyProgress::new(25));
+        let body = LimitedBody::new(Full::new(Bytes::from(vec![1u8; 25])), 25, progress.clone());
         assert_eq!(body.collect().await.expect("fits").to_bytes().len(), 25);
-        assert!(!flag.load(Ordering::Relaxed));
+        assert_eq!(progress.get(), Progress::Complete);
+
+        let cut = futures_util::stream::iter([
+            Ok(Frame::data(Bytes::from_static(b"ab"))),
+            Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        ]);
+        let progress = Arc::new(BodyProgress::new(25));
+        let body = LimitedBody::new(StreamBody::new(cut), 25, progress.clone());
+        assert!(body.collect().await.is_err());
+        assert_eq!(progress.get(), Progress::Aborted);
     }
 
     struct Record(Arc<std::sync::Mutex<Vec<(u64, bool)>>>);

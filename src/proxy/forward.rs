@@ -9,17 +9,30 @@ use hyper::body::Incoming;
 use crate::error::ProxyError;
 use crate::upstream::Upstream;
 
+/// An attempt that got no response.
+#[derive(Debug)]
+pub struct Failed {
+    /// What the client is answered if no other attempt does better.
+    pub error: ProxyError,
+    /// Whether the request may have reached the supplier (and been counted): false only when
+    /// no connection was made at all.
+    pub written: bool,
+}
+
 /// Sends `request` (its URI already pointing at the upstream) and returns the response as
 /// soon as its headers arrive; the body streams afterwards.
-pub async fn send(
-    upstream: &Upstream,
-    request: Request<Body>,
-) -> Result<Response<Incoming>, ProxyError> {
+pub async fn send(upstream: &Upstream, request: Request<Body>) -> Result<Response<Incoming>, Failed> {
     let timeout = upstream.config().timeout;
     match tokio::time::timeout(timeout, upstream.client().request(request)).await {
-        Err(_elapsed) => Err(ProxyError::UpstreamTimeout(timeout)),
+        Err(_elapsed) => Err(Failed {
+            error: ProxyError::UpstreamTimeout(timeout),
+            written: true,
+        }),
         Ok(Ok(response)) => Ok(response),
-        Ok(Err(err)) => Err(classify(&err, timeout)),
+        Ok(Err(err)) => Err(Failed {
+            error: classify(&err, timeout),
+            written: !err.is_connect(),
+        }),
     }
 }
 

@@ -2,7 +2,6 @@
 //! and log one line when the response is done.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +15,11 @@ use crate::config::ServerConfig;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::proxy::access_log::AccessLog;
-use crate::proxy::attempts::{self, Plan};
-use crate::proxy::body::{LimitedBody, ObservedBody};
+use crate::proxy::attempts::{self, PendingBody, Plan};
+use crate::proxy::body::{BodyProgress, LimitedBody, ObservedBody};
 use crate::proxy::headers::{self, HEADROOM_ATTEMPTS, HEADROOM_QUEUE_MS, X_REQUEST_ID};
-use crate::proxy::replay::RequestBody;
 use crate::proxy::Router;
+use crate::quota::state::route_of;
 use crate::retry;
 use crate::scheduler::queue::HEADROOM_PRIORITY;
 use crate::scheduler::Priority;
@@ -89,7 +88,20 @@ impl Proxy {
         let method = request.method().to_string();
         let path = request.uri().path().to_owned();
 
-        let outcome = self.forward(peer, request, &request_id, started).await;
+        // A panic on the request path is a bug; the client still gets an answer (500), and
+        // it is counted, rather than a dropped connection.
+        let forwarded = std::panic::AssertUnwindSafe(self.forward(peer, request, &request_id, started));
+        let outcome = match futures_util::FutureExt::catch_unwind(forwarded).await {
+            Ok(outcome) => outcome,
+            Err(_panic) => {
+                tracing::error!(request_id = ?request_id, "the request path panicked (a bug)");
+                self.metrics
+                    .internal_errors
+                    .with_label_values(&[crate::metrics::NO_UPSTREAM])
+                    .inc();
+                Outcome::refused(None, ProxyError::Internal("the request path failed"))
+            }
+        };
 
         let upstream_name = outcome.upstream.as_ref().map(|u| u.name().to_owned());
         let mut log = AccessLog {
@@ -147,6 +159,7 @@ impl Proxy {
             Ok(uri) => uri,
             Err(error) => return Outcome::refused(Some(upstream), error),
         };
+        let route = route_of(rest).to_owned();
 
         let (mut parts, body) = request.into_parts();
         parts.uri = uri;
@@ -156,45 +169,25 @@ impl Proxy {
         let partition = upstream.partition_key(&parts.headers);
         headers::prepare_upstream_request(&mut parts.headers, peer.ip(), request_id);
 
-        let too_large = Arc::new(AtomicBool::new(false));
-        let limited = LimitedBody::new(body, self.max_request_body, Arc::clone(&too_large));
+        let progress = Arc::new(BodyProgress::new(self.max_request_body));
+        let limited = LimitedBody::new(body, self.max_request_body, Arc::clone(&progress));
         let safe_to_repeat = retry::is_safe_to_repeat(&parts.method, &parts.headers);
         let max_body = if safe_to_repeat && upstream.config().retry.max_attempts > 1 {
             upstream.config().retry.max_body
         } else {
             0
         };
-        let body = match RequestBody::prepare(limited, max_body).await {
-            Ok(body) => body,
-            Err(_) if too_large.load(Ordering::Relaxed) => {
-                return Outcome::refused(
-                    Some(upstream),
-                    ProxyError::PayloadTooLarge {
-                        limit: self.max_request_body,
-                    },
-                )
-            }
-            Err(error) => {
-                return Outcome::refused(
-                    Some(upstream),
-                    ProxyError::BadRequest(format!("could not read the request body: {error}")),
-                )
-            }
-        };
         let plan = Plan {
             parts,
-            body,
+            body: PendingBody::Unread(Body::new(limited), max_body),
+            progress,
             priority,
             partition,
+            route,
             deadline: started + upstream.config().queue.max_wait,
             safe_to_repeat,
         };
-        let mut attempted = attempts::run(&upstream, plan).await;
-        if attempted.result.is_err() && too_large.load(Ordering::Relaxed) {
-            attempted.result = Err(ProxyError::PayloadTooLarge {
-                limit: self.max_request_body,
-            });
-        }
+        let attempted = attempts::run(&upstream, plan).await;
         Outcome {
             upstream: Some(upstream),
             result: attempted.result,

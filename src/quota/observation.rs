@@ -33,6 +33,11 @@ pub struct QuotaObservation {
     /// The response itself says "over quota": a 429; a 503 or 403 with a usable
     /// `Retry-After`; a GitHub 403 with `x-ratelimit-remaining: 0`.
     pub rate_limited: bool,
+    /// Which of the supplier's separate quotas this is, when it names one: GitHub's
+    /// `x-ratelimit-resource` (`core`, `search`, `graphql`...) or Discord's
+    /// `X-RateLimit-Bucket`. At most [`QuotaObservation::MAX_RESOURCE_LEN`] visible ASCII
+    /// characters; longer or odd values are ignored.
+    pub resource: Option<String>,
 }
 
 impl QuotaObservation {
@@ -48,8 +53,12 @@ impl QuotaObservation {
             bucket: None,
             source,
             rate_limited: false,
+            resource: None,
         }
     }
+
+    /// Longest resource name kept (GitHub's are words, Discord's bucket ids 32 hex digits).
+    pub const MAX_RESOURCE_LEN: usize = 64;
 
     /// Whether any quota fact (limit, remaining, reset, window or bucket) is known.
     #[must_use]

@@ -1,17 +1,30 @@
-//! The quota of one upstream: its tracker (or one per partition key, least recently used
-//! forgotten beyond a bound) and the optional static ceiling (`[upstream.limit]`, a
-//! `governor` GCRA limiter on tokio's clock).
+//! The quota of one upstream: its trackers and the optional static ceiling
+//! (`[upstream.limit]`, a `governor` GCRA limiter on tokio's clock).
+//!
+//! One tracker per quota the supplier keeps apart:
+//! - the upstream's own quota;
+//! - one per partition key (`quota.partition_by`), when the supplier counts per API key;
+//! - one per named resource (GitHub's `x-ratelimit-resource: search`, Discord's
+//!   `X-RateLimit-Bucket`) besides the default one: a request is reserved against the
+//!   resource its route was last seen answering from, so exhausting `search` never pauses
+//!   `core`.
+//!
+//! Trackers beyond the upstream's own are bounded (`quota.max_partitions`), least recently
+//! used forgotten first; one with requests in flight or a pause running is never forgotten.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::num::NonZeroUsize;
 
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
+use http::StatusCode;
+use lru::LruCache;
 use tokio::time::Instant;
 
 use crate::config::LimitConfig;
 use crate::quota::clock::TokioClock;
+use crate::quota::observation::{QuotaObservation, Source};
 use crate::quota::tracker::{Snapshot, Tracker, TrackerConfig, Wait};
 
 type StaticLimiter =
@@ -19,13 +32,58 @@ type StaticLimiter =
 
 /// Longest partition key kept as is; longer values are cut (they are API keys, not essays).
 const MAX_KEY_LEN: usize = 256;
+/// Routes whose resource is remembered.
+const MAX_ROUTES: usize = 1024;
+/// GitHub's default resource: the one most requests count against.
+const GITHUB_DEFAULT_RESOURCE: &str = "core";
+
+/// Which tracker a reservation was taken on: the partition key and the supplier's resource
+/// (`None`, `None`: the upstream's own quota).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TrackerKey {
+    partition: Option<String>,
+    resource: Option<String>,
+}
+
+impl TrackerKey {
+    fn is_own(&self) -> bool {
+        self.partition.is_none() && self.resource.is_none()
+    }
+}
+
+/// What a request tells the quota about itself before it is sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ask<'a> {
+    /// Its partition key, if the upstream partitions its quota.
+    pub partition: Option<&'a str>,
+    /// Its route: the first two segments of the path after the prefix.
+    pub route: &'a str,
+}
+
+/// The route of a path (after the upstream's prefix): its first two segments, which is how
+/// suppliers assign resources (`/search/code` and `/search/issues` count apart at GitHub,
+/// `/channels/{id}` is Discord's major parameter).
+pub fn route_of(path: &str) -> &str {
+    let path = path.trim_start_matches('/');
+    let mut ends = path.match_indices('/').map(|(i, _)| i);
+    let _first = ends.next();
+    match ends.next() {
+        Some(end) => &path[..end],
+        None => path,
+    }
+}
 
 /// Quota state of one upstream.
 pub struct QuotaState {
     config: TrackerConfig,
     shared: Tracker,
-    partitions: HashMap<String, (Tracker, Instant)>,
-    max_partitions: usize,
+    others: LruCache<TrackerKey, Tracker>,
+    max_others: usize,
+    /// The resource the upstream's own tracker stands for (GitHub: `core`; else the first one
+    /// seen).
+    default_resource: Option<String>,
+    /// The resource each route answered from last, when not the default one.
+    routes: LruCache<String, String>,
     limiter: Option<(StaticLimiter, TokioClock)>,
     static_rate: Option<f64>,
 }
@@ -34,7 +92,7 @@ impl std::fmt::Debug for QuotaState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QuotaState")
             .field("shared", &self.shared)
-            .field("partitions", &self.partitions.len())
+            .field("others", &self.others.len())
             .field("static_limit", &self.limiter.is_some())
             .finish()
     }
@@ -51,47 +109,155 @@ impl QuotaState {
             static_rate,
             config,
             shared: Tracker::new(config),
-            partitions: HashMap::new(),
-            max_partitions: max_partitions.max(1),
+            others: LruCache::unbounded(),
+            max_others: max_partitions.max(1),
+            default_resource: None,
+            routes: LruCache::new(NonZeroUsize::new(MAX_ROUTES).unwrap_or(NonZeroUsize::MIN)),
             limiter,
         }
     }
 
-    /// The tracker for `key` (`None`: the upstream's own quota).
-    pub fn tracker(&mut self, key: Option<&str>, now: Instant) -> &mut Tracker {
-        let Some(key) = key else {
-            return &mut self.shared;
+    /// The key of the tracker a request asking `ask` is reserved against.
+    pub fn key_for(&mut self, ask: Ask<'_>) -> TrackerKey {
+        let resource = if self.routes.is_empty() {
+            None
+        } else {
+            self.routes.get(ask.route).cloned()
         };
-        let key = truncate(key);
-        if !self.partitions.contains_key(key) && self.partitions.len() >= self.max_partitions {
-            self.forget_least_recent();
+        TrackerKey {
+            partition: ask.partition.map(|p| truncate(p).to_owned()),
+            resource,
         }
-        let config = self.config;
-        let entry = self
-            .partitions
-            .entry(key.to_owned())
-            .or_insert_with(|| (Tracker::new(config), now));
-        entry.1 = now;
-        &mut entry.0
     }
 
-    /// May a request for `key` go at `now`? When it may, its unit is reserved (learned
-    /// quota and static ceiling alike).
-    pub fn try_reserve(&mut self, key: Option<&str>, now: Instant) -> Result<(), Wait> {
-        self.tracker(key, now).check(now)?;
+    /// The tracker for `key`, if it exists (never creates one).
+    fn peek(&mut self, key: &TrackerKey) -> Option<&mut Tracker> {
+        if key.is_own() {
+            Some(&mut self.shared)
+        } else {
+            self.others.get_mut(key)
+        }
+    }
+
+    /// The tracker for `key`, created when missing (forgetting the least recently used idle
+    /// one beyond the bound; when every one is busy the bound gives way rather than forget a
+    /// pause or a reservation).
+    fn tracker(&mut self, key: &TrackerKey) -> &mut Tracker {
+        if key.is_own() {
+            return &mut self.shared;
+        }
+        if !self.others.contains(key) {
+            if self.others.len() >= self.max_others {
+                self.forget_least_recent_idle();
+            }
+            self.others.put(key.clone(), Tracker::new(self.config));
+        }
+        self.others
+            .get_mut(key)
+            .unwrap_or_else(|| unreachable!("inserted above"))
+    }
+
+    /// May a request for `key` go at `now`? When it may, its unit is reserved (learned quota
+    /// and static ceiling alike). A refused request leaves no new tracker behind.
+    pub fn try_reserve(&mut self, key: &TrackerKey, now: Instant) -> Result<(), Wait> {
+        match self.peek(key) {
+            Some(tracker) => tracker.check(now)?,
+            None => Tracker::new(self.config).check(now)?,
+        }
         if let Some((limiter, clock)) = &self.limiter {
             if let Err(not_until) = limiter.check() {
                 let wait = not_until.wait_time_from(governor::clock::Clock::now(clock));
                 return Err(Wait::Until(now + wait));
             }
         }
-        self.tracker(key, now).reserve(now);
+        self.tracker(key).reserve(now);
         Ok(())
     }
 
+    /// Applies the answer to a request reserved on `key` and sent at `sent_at`; returns the
+    /// end of the pause it caused, if any. An answer that names another resource than the
+    /// one reserved moves the unit there, and teaches which resource `route` counts against.
+    pub fn observe(
+        &mut self,
+        key: &TrackerKey,
+        route: &str,
+        sent_at: Instant,
+        now: Instant,
+        status: StatusCode,
+        observation: Option<&QuotaObservation>,
+    ) -> Option<Instant> {
+        let target = self.target_of(key, route, observation);
+        if target == *key {
+            return self
+                .tracker(key)
+                .observe(sent_at, now, status, observation);
+        }
+        if let Some(tracker) = self.peek(key) {
+            tracker.release();
+        }
+        let tracker = self.tracker(&target);
+        tracker.reserve(sent_at);
+        tracker.observe(sent_at, now, status, observation)
+    }
+
+    /// Where an answer's facts belong, remembering the route's resource on the way.
+    fn target_of(
+        &mut self,
+        key: &TrackerKey,
+        route: &str,
+        observation: Option<&QuotaObservation>,
+    ) -> TrackerKey {
+        let Some(obs) = observation.filter(|o| o.has_quota() || o.rate_limited) else {
+            return key.clone();
+        };
+        let Some(resource) = obs.resource.as_deref() else {
+            return TrackerKey {
+                partition: key.partition.clone(),
+                resource: None,
+            };
+        };
+        let default = self.default_resource.get_or_insert_with(|| {
+            if obs.source == Source::Github {
+                GITHUB_DEFAULT_RESOURCE.to_owned()
+            } else {
+                resource.to_owned()
+            }
+        });
+        let resource = (resource != default.as_str()).then(|| resource.to_owned());
+        match &resource {
+            Some(name) => {
+                if self.routes.peek(route) != Some(name) {
+                    self.routes.put(route.to_owned(), name.clone());
+                }
+            }
+            None => {
+                self.routes.pop(route);
+            }
+        }
+        TrackerKey {
+            partition: key.partition.clone(),
+            resource,
+        }
+    }
+
+    /// Settles a reservation on `key` whose request never reached the supplier.
+    pub fn release(&mut self, key: &TrackerKey) {
+        if let Some(tracker) = self.peek(key) {
+            tracker.release();
+        }
+    }
+
+    /// Settles a reservation on `key` whose request reached the supplier at `sent_at` but got
+    /// no answer: its unit stays spent ([`Tracker::spend`]).
+    pub fn spend(&mut self, key: &TrackerKey, sent_at: Instant) {
+        if let Some(tracker) = self.peek(key) {
+            tracker.spend(sent_at);
+        }
+    }
+
     /// When requests for `key` may go again, if a pause holds them.
-    pub fn paused_until(&mut self, key: Option<&str>, now: Instant) -> Option<Instant> {
-        self.tracker(key, now).paused_until(now)
+    pub fn paused_until(&mut self, key: &TrackerKey, now: Instant) -> Option<Instant> {
+        self.peek(key)?.paused_until(now)
     }
 
     /// Average requests per second allowed, when known (learned quota, else static limit).
@@ -104,14 +270,28 @@ impl QuotaState {
         self.shared.snapshot(now)
     }
 
-    fn forget_least_recent(&mut self) {
-        let oldest = self
-            .partitions
+    /// The snapshot of the tracker for `key`, if it exists (tests, diagnostics).
+    pub fn snapshot_of(&mut self, key: &TrackerKey, now: Instant) -> Option<Snapshot> {
+        self.peek(key).map(|t| t.snapshot(now))
+    }
+
+    /// Trackers kept besides the upstream's own.
+    pub fn tracked(&self) -> usize {
+        self.others.len()
+    }
+
+    /// Forgets the least recently used tracker that holds neither a reservation nor a pause.
+    /// The LRU order makes the usual case (the oldest is idle) one step.
+    fn forget_least_recent_idle(&mut self) {
+        let now = Instant::now();
+        let idle = self
+            .others
             .iter()
-            .min_by_key(|(_, (_, used))| *used)
+            .rev()
+            .find(|(_, t)| t.snapshot(now).in_flight == 0 && t.paused_until(now).is_none())
             .map(|(key, _)| key.clone());
-        if let Some(key) = oldest {
-            self.partitions.remove(&key);
+        if let Some(key) = idle {
+            self.others.pop(&key);
         }
     }
 }
@@ -133,4 +313,146 @@ fn static_limiter(limit: LimitConfig) -> Option<(StaticLimiter, TokioClock)> {
     let quota = Quota::with_period(period)?.allow_burst(requests);
     let clock = TokioClock::new();
     Some((RateLimiter::direct_with_clock(quota, clock), clock))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn state(max_partitions: usize) -> QuotaState {
+        QuotaState::new(
+            TrackerConfig {
+                probes: 2,
+                base_delay: Duration::from_millis(200),
+                max_delay: 30 * S,
+            },
+            None,
+            max_partitions,
+        )
+    }
+
+    fn github(resource: &str, limit: u64, remaining: u64, reset: Duration) -> QuotaObservation {
+        let mut obs = QuotaObservation::new(Source::Github);
+        obs.limit = Some(limit);
+        obs.remaining = Some(remaining);
+        obs.reset_after = Some(reset);
+        obs.resource = Some(resource.to_owned());
+        obs
+    }
+
+    #[test]
+    fn routes_are_the_first_two_segments() {
+        for (path, route) in [
+            ("/search/code", "search/code"),
+            ("/search/code/x?q=1", "search/code"),
+            ("/repos/a/b/issues", "repos/a"),
+            ("/graphql", "graphql"),
+            ("/", ""),
+            ("", ""),
+        ] {
+            assert_eq!(route_of(path), route, "{path}");
+        }
+    }
+
+    #[test]
+    fn github_search_and_core_are_tracked_apart() {
+        let now = Instant::now();
+        let mut q = state(100);
+        let core = Ask {
+            partition: None,
+            route: "repos/a",
+        };
+        let search = Ask {
+            partition: None,
+            route: "search/issues",
+        };
+        // The first search request is reserved on the upstream's own quota, then moves.
+        let key = q.key_for(search);
+        q.try_reserve(&key, now).expect("first");
+        q.observe(
+            &key,
+            search.route,
+            now,
+            now,
+            StatusCode::OK,
+            Some(&github("search", 30, 29, 60 * S)),
+        );
+        assert_eq!(q.snapshot(now).limit, None, "search does not set the own quota");
+        assert_eq!(q.snapshot(now).in_flight, 0);
+        let key = q.key_for(core);
+        q.try_reserve(&key, now).expect("core");
+        q.observe(
+            &key,
+            core.route,
+            now,
+            now,
+            StatusCode::OK,
+            Some(&github("core", 5000, 4999, 3600 * S)),
+        );
+        assert_eq!(q.snapshot(now).remaining, Some(4999));
+        // Search runs out: a 429 pauses search for 60 s, not core.
+        let key = q.key_for(search);
+        assert!(key.resource.is_some(), "the route learned its resource");
+        q.try_reserve(&key, now).expect("search");
+        let mut spent = github("search", 30, 0, 60 * S);
+        spent.rate_limited = true;
+        spent.retry_after = Some(60 * S);
+        let pause = q.observe(
+            &key,
+            search.route,
+            now,
+            now,
+            StatusCode::FORBIDDEN,
+            Some(&spent),
+        );
+        assert_eq!(pause, Some(now + 30 * S), "capped by max_delay");
+        let (search_key, core_key) = (q.key_for(search), q.key_for(core));
+        assert!(q.try_reserve(&search_key, now).is_err());
+        assert_eq!(q.paused_until(&core_key, now), None);
+        assert!(q.try_reserve(&core_key, now).is_ok(), "core still flows");
+    }
+
+    #[test]
+    fn busy_or_paused_partitions_are_not_forgotten_and_refusals_create_none() {
+        let now = Instant::now();
+        let mut q = state(2);
+        let key = |p: &'static str| TrackerKey {
+            partition: Some(p.to_owned()),
+            resource: None,
+        };
+        // "a" holds a reservation, "b" is paused.
+        q.try_reserve(&key("a"), now).expect("a");
+        q.try_reserve(&key("b"), now).expect("b");
+        let mut limited = QuotaObservation::new(Source::RetryAfter);
+        limited.rate_limited = true;
+        limited.retry_after = Some(10 * S);
+        q.observe(
+            &key("b"),
+            "",
+            now,
+            now,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&limited),
+        );
+        // A third key goes over the bound rather than forget either.
+        q.try_reserve(&key("c"), now).expect("c");
+        assert_eq!(q.tracked(), 3);
+        assert!(q.paused_until(&key("b"), now).is_some(), "b's pause kept");
+        assert_eq!(q.snapshot_of(&key("a"), now).map(|s| s.in_flight), Some(1));
+        // "c" answers and is idle: a fourth key forgets the least recent idle one.
+        q.observe(&key("c"), "", now, now, StatusCode::OK, None);
+        q.release(&key("a"));
+        q.try_reserve(&key("d"), now).expect("d");
+        assert_eq!(q.tracked(), 3);
+        assert!(q.paused_until(&key("b"), now).is_some(), "b's pause kept");
+        // A refused request creates no tracker: "b" is paused, and "e" would go over.
+        assert!(q.try_reserve(&key("b"), now).is_err());
+        let before = q.tracked();
+        let _ = q.paused_until(&key("e"), now);
+        assert_eq!(q.tracked(), before, "a look creates nothing");
+    }
 }

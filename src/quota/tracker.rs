@@ -31,6 +31,18 @@ const STALE_SLACK: Duration = Duration::from_secs(1);
 const SILENT_PROBE_SUCCESSES: u64 = 200;
 /// When nothing says when a spent quota comes back, look again after this long.
 const UNKNOWN_RESET_POLL: Duration = Duration::from_secs(1);
+/// Farthest ahead any instant computed here lies. Every wait is capped far below it (by
+/// `retry.max_delay` or the parser's `max_wait`); this only keeps `Instant` arithmetic on
+/// values from outside from ever overflowing.
+const HORIZON: Duration = Duration::from_secs(366 * 24 * 3600);
+/// Highest leak rate believed, in bucket sizes per second: one odd pair of observations
+/// (a bucket that "drained" a billion units) must not open the gates.
+const MAX_LEAK_SIZES_PER_SEC: f64 = 10.0;
+
+/// `now + by`, never panicking: `by` is capped at [`HORIZON`].
+fn later(now: Instant, by: Duration) -> Instant {
+    now.checked_add(by.min(HORIZON)).unwrap_or(now)
+}
 
 /// Settings of one tracker, from the upstream's `[upstream.retry]` and quota settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +140,16 @@ pub struct Tracker {
     reset_announced: bool,
     paused_until: Option<Instant>,
     consecutive_limited: u32,
+    /// When the last 429 that raised the backoff level arrived: 429s to requests sent before
+    /// it belong to the same burst and do not raise it again.
+    limited_at: Option<Instant>,
+    /// Whether the window length was announced (IETF `w=`) rather than learned from the
+    /// distance between successive resets.
+    window_announced: bool,
+    /// Set when a window rolled on the last learned limit and no answer of the new window has
+    /// confirmed that limit yet: until one does (or half the window has passed), only a first
+    /// wave of half the limit goes. A supplier that tightened its quota costs no burst.
+    unconfirmed_since: Option<Instant>,
     speaks: Speaks,
     inference: Inference,
 }
@@ -153,6 +175,9 @@ impl Tracker {
             reset_announced: false,
             paused_until: None,
             consecutive_limited: 0,
+            limited_at: None,
+            window_announced: false,
+            unconfirmed_since: None,
             speaks: Speaks::Unknown,
             inference: Inference::default(),
         }
@@ -171,6 +196,9 @@ impl Tracker {
         if let Some(bucket) = self.bucket {
             return self.check_bucket(bucket, now);
         }
+        if let Some(wait) = self.first_wave_wait(now) {
+            return Err(wait);
+        }
         match self.remaining {
             Some(remaining) if remaining > self.in_flight => Ok(()),
             Some(_) => match self.reset_at {
@@ -181,9 +209,9 @@ impl Tracker {
                     let poll = self.window.map_or(UNKNOWN_RESET_POLL, |w| {
                         w / u32::try_from(self.limit.unwrap_or(1).max(1)).unwrap_or(u32::MAX)
                     });
-                    let at = *self
-                        .probe_at
-                        .get_or_insert_with(|| self.expected_reset.take().unwrap_or(now + poll));
+                    let at = *self.probe_at.get_or_insert_with(|| {
+                        self.expected_reset.take().unwrap_or_else(|| later(now, poll))
+                    });
                     if now < at {
                         return Err(Wait::Until(at));
                     }
@@ -214,10 +242,28 @@ impl Tracker {
         self.inference.window_start.get_or_insert(now);
     }
 
-    /// Gives back a reservation whose request got no response (connection error, timeout,
-    /// client gone before sending).
+    /// Gives back a reservation whose request never reached the supplier (no connection,
+    /// or the client left before it was sent).
     pub fn release(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Settles a reservation whose request was written to the supplier at `sent_at` but
+    /// whose answer never came back (the client left, the attempt timed out, the connection
+    /// broke mid-way): the supplier counted it, so its unit stays spent until the window that
+    /// counted it has passed, or a later answer says otherwise.
+    pub fn spend(&mut self, sent_at: Instant) {
+        self.release();
+        let this_window = self.rolled_at.is_none_or(|rolled| sent_at >= rolled);
+        if !this_window {
+            return;
+        }
+        if let Some(remaining) = &mut self.remaining {
+            *remaining = remaining.saturating_sub(1);
+        }
+        if let Some(bucket) = &mut self.bucket {
+            bucket.used = (bucket.used + 1.0).min(bucket.size as f64);
+        }
     }
 
     /// Applies a response to a request sent at `sent_at`, received at `now`. Returns the end
@@ -242,6 +288,7 @@ impl Tracker {
                 if in_order && !self.is_stale(obs, now) {
                     self.apply(obs, now);
                     self.newest_applied = Some(sent_at);
+                    self.unconfirmed_since = None;
                 }
             }
             None => {
@@ -275,7 +322,12 @@ impl Tracker {
             }
             return None;
         }
-        self.consecutive_limited = self.consecutive_limited.saturating_add(1);
+        // One burst of answers to requests that were all out before the first 429 came back
+        // raises the backoff level once, not once per answer.
+        if self.limited_at.is_none_or(|at| sent_at >= at) || self.consecutive_limited == 0 {
+            self.consecutive_limited = self.consecutive_limited.saturating_add(1);
+            self.limited_at = Some(now);
+        }
         self.probing = false;
         self.probe_at = None;
         self.expected_reset = None;
@@ -294,7 +346,7 @@ impl Tracker {
         let wait = announced.map_or_else(
             || {
                 backoff::random_full_jitter(
-                    self.consecutive_limited - 1,
+                    self.consecutive_limited.saturating_sub(1),
                     self.config.base_delay,
                     self.config.max_delay,
                 )
@@ -302,7 +354,7 @@ impl Tracker {
             |wait| wait.min(self.config.max_delay),
         );
         self.remaining = Some(0);
-        let until = now + wait;
+        let until = later(now, wait);
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
         if self.reset_at.is_none_or(|reset| reset < until) && announced.is_none() {
             self.reset_at = Some(until);
@@ -349,12 +401,15 @@ impl Tracker {
     /// reset lies before the current reset, or at a reset already rolled past. Reset values
     /// carry up to a second of rounding (whole seconds, the `Date` header), hence the slack.
     fn is_stale(&self, obs: &QuotaObservation, now: Instant) -> bool {
-        let Some(reset) = obs.reset_after.map(|after| now + after) else {
+        let Some(reset) = obs.reset_after.map(|after| later(now, after)) else {
             return false;
         };
         let slack = self.slack();
-        self.rolled_at.is_some_and(|rolled| reset < rolled + slack)
-            || self.reset_at.is_some_and(|current| reset + slack < current)
+        self.rolled_at
+            .is_some_and(|rolled| reset < later(rolled, slack))
+            || self
+                .reset_at
+                .is_some_and(|current| later(reset, slack) < current)
     }
 
     /// How far apart two announced resets may be and still name the same window.
@@ -373,7 +428,7 @@ impl Tracker {
         let next = self.window.filter(|w| !w.is_zero()).map(|window| {
             let behind = (now - reset).as_nanos() / window.as_nanos();
             let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
-            reset + window.saturating_mul(steps)
+            later(reset, window.saturating_mul(steps))
         });
         if self.speaks == Speaks::Silent {
             // An inferred window is only a guess: one probe first, the rest once it is in.
@@ -393,7 +448,31 @@ impl Tracker {
         } else {
             self.remaining = self.limit;
             self.reset_at = next;
+            if self.bucket.is_none() && self.limit.is_some() {
+                self.unconfirmed_since = Some(reset);
+            }
         }
+    }
+
+    /// While a rolled window is unconfirmed ([`Tracker::unconfirmed_since`]), what holds a
+    /// request back: half the last learned limit goes at once, the rest once an answer of the
+    /// new window confirms the limit, or half the window has passed (when its length is
+    /// known), or nothing is in flight any more (then one at a time).
+    fn first_wave_wait(&mut self, now: Instant) -> Option<Wait> {
+        let since = self.unconfirmed_since?;
+        let limit = self.limit?;
+        let half_window = self.window.map(|w| later(since, w / 2));
+        if half_window.is_some_and(|at| now >= at) {
+            self.unconfirmed_since = None;
+            return None;
+        }
+        let used = limit
+            .saturating_sub(self.remaining.unwrap_or(0))
+            .saturating_add(self.in_flight);
+        if used < limit.div_ceil(2).max(1) || self.in_flight == 0 {
+            return None;
+        }
+        Some(half_window.map_or(Wait::Response, Wait::Until))
     }
 
     /// Applies a (not stale) observation. Within one window the supplier's count only goes
@@ -407,12 +486,24 @@ impl Tracker {
         }
         if let Some(window) = obs.window {
             self.window = Some(window);
+            self.window_announced = true;
         }
-        let observed_reset = obs.reset_after.map(|after| now + after);
+        let observed_reset = obs.reset_after.map(|after| later(now, after));
         let same_window = match (observed_reset, self.reset_at) {
-            (Some(observed), Some(current)) => observed <= current + self.slack(),
+            (Some(observed), Some(current)) => observed <= later(current, self.slack()),
             _ => false,
         };
+        if !same_window && !self.window_announced {
+            // Unannounced window length (GitHub, Discord): the distance from the last reset
+            // rolled past to the next one announced; the shortest seen, since idle windows
+            // in between make it a multiple of the real one.
+            if let (Some(observed), Some(rolled)) = (observed_reset, self.rolled_at) {
+                let distance = observed.saturating_duration_since(rolled);
+                if distance >= self.slack() {
+                    self.window = Some(self.window.map_or(distance, |w| w.min(distance)));
+                }
+            }
+        }
         if same_window {
             if let Some(remaining) = obs.remaining {
                 self.remaining = Some(self.remaining.map_or(remaining, |r| r.min(remaining)));
@@ -439,7 +530,8 @@ impl Tracker {
                 let elapsed = (now - prev.at).as_secs_f64();
                 if elapsed >= 0.5 {
                     let leaked = prev.used + prev.added_since as f64 - used as f64;
-                    let measured = (leaked / elapsed).max(MIN_LEAK_PER_SEC);
+                    let fastest = size.max(1) as f64 * MAX_LEAK_SIZES_PER_SEC;
+                    let measured = (leaked / elapsed).clamp(MIN_LEAK_PER_SEC, fastest);
                     // Smooth: one odd sample must not swing the pace.
                     0.7 * prev.leak_per_sec + 0.3 * measured
                 } else {
@@ -454,7 +546,7 @@ impl Tracker {
             .map(|prev| (prev.at, prev.added_since + 1));
         let (at, added_since) = keep_at.unwrap_or((now, 0));
         self.bucket = Some(Bucket {
-            used: used as f64,
+            used: used.min(size) as f64,
             size,
             at,
             leak_per_sec: leak,
@@ -471,10 +563,11 @@ impl Tracker {
         if level + 1.0 <= room {
             return Ok(());
         }
-        let drain = (level + 1.0 - room) / bucket.leak_per_sec;
-        Err(Wait::Until(
-            now + Duration::try_from_secs_f64(drain).unwrap_or(self.config.max_delay),
-        ))
+        let drain = (level + 1.0 - room) / bucket.leak_per_sec.max(MIN_LEAK_PER_SEC);
+        let drain = Duration::try_from_secs_f64(drain)
+            .unwrap_or(self.config.max_delay)
+            .min(self.config.max_delay);
+        Err(Wait::Until(later(now, drain)))
     }
 
     /// A silent supplier said "over quota, come back in `wait`": what succeeded since the
@@ -482,7 +575,7 @@ impl Tracker {
     fn infer(&mut self, now: Instant, wait: Duration) {
         // Beyond the cap the announced end is not waited for: the pause ends at the cap and
         // the next request probes.
-        let end = now + wait.min(self.config.max_delay);
+        let end = later(now, wait.min(self.config.max_delay));
         let guessed = self.guessed_reset.take();
         if wait <= self.config.max_delay {
             let counted = self.inference.successes;
@@ -503,7 +596,7 @@ impl Tracker {
                 (None, Some(guess)) => {
                     self.window = self
                         .window
-                        .map(|w| w + end.saturating_duration_since(guess));
+                        .map(|w| w.saturating_add(end.saturating_duration_since(guess)));
                 }
                 _ => {}
             }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::grant::{Grant, Reservation};
 use super::queue::{Entry, Position, Priority, Queue};
 use crate::quota::observation::QuotaObservation;
-use crate::quota::state::QuotaState;
+use crate::quota::state::{Ask, QuotaState, TrackerKey};
 use crate::quota::tracker::{Snapshot, Wait};
 
 /// Why a request was not scheduled.
@@ -33,6 +33,9 @@ pub enum Rejected {
         /// Until half-open, when known.
         retry_after: Option<Duration>,
     },
+    /// Headroom's own fault: the request's place was lost (never expected; answered 500
+    /// rather than left hanging).
+    Internal,
 }
 
 /// The scheduler's settings.
@@ -96,6 +99,11 @@ pub(crate) struct Shared {
     wake: Notify,
     slots: Arc<Semaphore>,
     config: SchedulerConfig,
+    /// Counts the dispatcher's restarts after a panic (`headroom_internal_errors_total`).
+    internal_errors: prometheus::IntCounter,
+    /// Test hook: the dispatcher panics at its next grant attempt.
+    #[cfg(test)]
+    pub(super) panic_next: std::sync::atomic::AtomicBool,
 }
 
 /// A per-upstream scheduler. Dropping it stops its dispatcher.
@@ -112,8 +120,13 @@ impl Drop for Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler over `quota`; spawns its dispatcher on the current runtime.
-    pub fn new(config: SchedulerConfig, quota: QuotaState) -> Self {
+    /// A scheduler over `quota`; spawns its supervised dispatcher on the current runtime.
+    /// `internal_errors` counts the dispatcher's restarts after a panic.
+    pub fn new(
+        config: SchedulerConfig,
+        quota: QuotaState,
+        internal_errors: prometheus::IntCounter,
+    ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: Queue::new(config.max_wait),
@@ -123,8 +136,11 @@ impl Scheduler {
             wake: Notify::new(),
             slots: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
             config,
+            internal_errors,
+            #[cfg(test)]
+            panic_next: std::sync::atomic::AtomicBool::new(false),
         });
-        let dispatcher = tokio::spawn(dispatch(Arc::clone(&shared)));
+        let dispatcher = tokio::spawn(supervise(Arc::clone(&shared)));
         Self { shared, dispatcher }
     }
 
@@ -132,14 +148,15 @@ impl Scheduler {
     pub async fn acquire(
         &self,
         priority: Priority,
-        partition: Option<String>,
+        ask: Ask<'_>,
         deadline: Instant,
     ) -> Result<Grant, Rejected> {
         let shared = &self.shared;
         let now = Instant::now();
-        let (rx, state) = {
+        let (rx, state, key) = {
             let mut state = shared.lock();
-            if let Some(until) = state.quota.paused_until(partition.as_deref(), now) {
+            let key = state.quota.key_for(ask);
+            if let Some(until) = state.quota.paused_until(&key, now) {
                 if until > deadline {
                     return Err(Rejected::QueueTimeout {
                         retry_after: until - now,
@@ -148,22 +165,22 @@ impl Scheduler {
             }
             if state.waiting == 0 {
                 if let Ok(slot) = Arc::clone(&shared.slots).try_acquire_owned() {
-                    if state.quota.try_reserve(partition.as_deref(), now).is_ok() {
-                        let reservation = Reservation::new(Arc::clone(shared), partition, now);
+                    if state.quota.try_reserve(&key, now).is_ok() {
+                        let reservation = Reservation::new(Arc::clone(shared), key, now);
                         return Ok(Grant::new(reservation, slot, Duration::ZERO));
                     }
                 }
             }
             if state.waiting >= shared.config.max_depth {
                 return Err(Rejected::QueueFull {
-                    retry_after: shared.estimate(&mut state, partition.as_deref(), now),
+                    retry_after: shared.estimate(&mut state, &key, now),
                 });
             }
             let (tx, rx) = oneshot::channel();
             let entry_state = Arc::new(AtomicU8::new(QUEUED));
             state.queue.push(Entry {
                 priority,
-                partition: partition.clone(),
+                key: key.clone(),
                 enqueued: now,
                 deadline,
                 slot: Slot {
@@ -172,19 +189,24 @@ impl Scheduler {
                 },
             });
             state.waiting += 1;
-            (rx, entry_state)
+            (rx, entry_state, key)
         };
         shared.wake.notify_one();
         let waiter = Waiter { shared, state };
         let result = tokio::time::timeout_at(deadline, rx).await;
         match result {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) | Err(_) => {
+            Ok(Err(_)) => {
+                // The place was dropped without an answer: only a panic does that.
+                waiter.leave();
+                Err(Rejected::Internal)
+            }
+            Err(_) => {
                 waiter.leave();
                 let now = Instant::now();
                 let mut state = shared.lock();
                 Err(Rejected::QueueTimeout {
-                    retry_after: shared.estimate(&mut state, partition.as_deref(), now),
+                    retry_after: shared.estimate(&mut state, &key, now),
                 })
             }
         }
@@ -251,22 +273,24 @@ impl Shared {
 
     pub(crate) fn observe(
         &self,
-        partition: Option<&str>,
+        key: &TrackerKey,
+        route: &str,
         sent_at: Instant,
         now: Instant,
         status: StatusCode,
         observation: Option<&QuotaObservation>,
     ) -> Option<Instant> {
         let mut state = self.lock();
-        let tracker = state.quota.tracker(partition, now);
-        let pause = tracker.observe(sent_at, now, status, observation);
+        let pause = state
+            .quota
+            .observe(key, route, sent_at, now, status, observation);
         tracing::trace!(
             status = status.as_u16(),
             observed_remaining = observation.and_then(|o| o.remaining),
             observed_reset_ms = observation
                 .and_then(|o| o.reset_after)
                 .map(|d| d.as_millis() as u64),
-            quota = ?tracker.snapshot(now),
+            quota = ?state.quota.snapshot(now),
             "observed"
         );
         drop(state);
@@ -274,20 +298,24 @@ impl Shared {
         pause
     }
 
-    pub(crate) fn release(&self, partition: Option<&str>) {
-        self.lock()
-            .quota
-            .tracker(partition, Instant::now())
-            .release();
+    /// Settles a reservation whose request never reached the supplier.
+    pub(crate) fn release(&self, key: &TrackerKey) {
+        self.lock().quota.release(key);
+        self.wake.notify_one();
+    }
+
+    /// Settles a reservation whose request reached the supplier but got no answer.
+    pub(crate) fn spend(&self, key: &TrackerKey, sent_at: Instant) {
+        self.lock().quota.spend(key, sent_at);
         self.wake.notify_one();
     }
 
     /// How long a request arriving now would likely wait: the pause, plus the queue ahead of
     /// it at the known send rate.
-    fn estimate(&self, state: &mut State, partition: Option<&str>, now: Instant) -> Duration {
+    fn estimate(&self, state: &mut State, key: &TrackerKey, now: Instant) -> Duration {
         let paused = state
             .quota
-            .paused_until(partition, now)
+            .paused_until(key, now)
             .map_or(Duration::ZERO, |until| until - now);
         let ahead = state.waiting as f64 + 1.0;
         let queued = state
@@ -304,30 +332,42 @@ impl Shared {
     fn try_grant(self: &Arc<Self>, slot: OwnedSemaphorePermit) -> Option<Wait> {
         let now = Instant::now();
         let mut state = self.lock();
+        #[cfg(test)]
+        if self
+            .panic_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("test hook: the dispatcher panics");
+        }
         state.queue.retain(|e| e.slot.is_waiting());
-        let mut blocked: Vec<(Option<String>, Wait)> = Vec::new();
+        let mut blocked: Vec<(TrackerKey, Wait)> = Vec::new();
         let mut chosen: Option<Position> = None;
-        let candidates = match state.queue.next() {
-            None => return None,
-            Some(head) if state.queue.get(head).is_some_and(|e| e.partition.is_none()) => {
-                vec![head]
-            }
-            Some(_) => state.queue.in_order(),
-        };
-        for at in candidates {
-            let Some(partition) = state.queue.get(at).map(|e| e.partition.clone()) else {
+        let head = state.queue.next()?;
+        // The head first (the usual case: one quota, FIFO); when its quota holds it back,
+        // the first entry in serving order whose own quota (partition, resource) allows.
+        let mut candidates = vec![head];
+        let mut i = 0;
+        while let Some(&at) = candidates.get(i) {
+            i += 1;
+            let Some(key) = state.queue.get(at).map(|e| e.key.clone()) else {
                 continue;
             };
-            if blocked.iter().any(|(p, _)| *p == partition) {
+            if blocked.iter().any(|(k, _)| *k == key) {
                 continue;
             }
-            match state.quota.try_reserve(partition.as_deref(), now) {
+            match state.quota.try_reserve(&key, now) {
                 Ok(()) => {
                     tracing::trace!(quota = ?state.quota.snapshot(now), "granted from the queue");
                     chosen = Some(at);
                     break;
                 }
-                Err(wait) => blocked.push((partition, wait)),
+                Err(wait) => {
+                    blocked.push((key, wait));
+                    if i == 1 {
+                        let rest = state.queue.in_order();
+                        candidates.extend(rest.into_iter().filter(|p| *p != head));
+                    }
+                }
             }
         }
         if let Some(at) = chosen {
@@ -341,7 +381,7 @@ impl Shared {
                 state.waiting -= 1;
             }
             drop(state);
-            let reservation = Reservation::new(Arc::clone(self), entry.partition, now);
+            let reservation = Reservation::new(Arc::clone(self), entry.key, now);
             if taken {
                 // If the waiter left in the meantime the grant comes back here and its drop
                 // gives the slot and the unit back.
@@ -354,10 +394,10 @@ impl Shared {
         }
         // Nobody may go. Requests that would still be waiting when their deadline passes are
         // answered now, with the real time to come back.
-        for (partition, wait) in &blocked {
+        for (key, wait) in &blocked {
             if let Wait::Until(until) = *wait {
                 state.reject_where(
-                    |e| e.partition == *partition && e.deadline < until,
+                    |e| e.key == *key && e.deadline < until,
                     Rejected::QueueTimeout {
                         retry_after: until - now,
                     },
@@ -371,6 +411,37 @@ impl Shared {
             }
             .map_or((1, now), |u| (0, u))
         })
+    }
+}
+
+/// Runs the dispatcher and restarts it if it panics: the queue lives in [`Shared`], so it
+/// survives intact; the panic is logged and counted. Without this, one panic would leave every
+/// later request to the upstream waiting until its deadline.
+async fn supervise(shared: Arc<Shared>) {
+    /// Aborts the running dispatcher when the supervisor itself is stopped (scheduler dropped).
+    struct AbortOnDrop(tokio::task::AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    loop {
+        let task = tokio::spawn(dispatch(Arc::clone(&shared)));
+        let _guard = AbortOnDrop(task.abort_handle());
+        match task.await {
+            Err(error) if error.is_panic() => {
+                shared.internal_errors.inc();
+                tracing::error!(
+                    error = %error,
+                    "the scheduler's dispatcher panicked (a bug); restarted with its queue intact"
+                );
+                // A panic while the lock was held may have left a stale waiting count: recount.
+                let mut state = shared.lock();
+                state.queue.retain(|e| e.slot.is_waiting());
+                state.waiting = state.queue.len();
+            }
+            Ok(()) | Err(_) => return,
+        }
     }
 }
 

@@ -10,50 +10,69 @@ use tokio::time::Instant;
 
 use super::dispatch::Shared;
 use crate::quota::observation::QuotaObservation;
+use crate::quota::state::TrackerKey;
 
-/// A unit of quota taken for one attempt. Dropped without [`Reservation::complete`] (no
-/// response: connection error, timeout, client gone), it is released.
+/// A unit of quota taken for one attempt. It ends one of three ways:
+/// - [`Reservation::complete`] with the response: the quota learns from it;
+/// - dropped before [`Reservation::mark_sent`] (nothing reached the supplier): released;
+/// - dropped after it (client gone, attempt timed out, connection broken mid-way): the
+///   supplier counted the request, so the unit stays spent.
 #[derive(Debug)]
 pub struct Reservation {
     shared: Arc<Shared>,
-    partition: Option<String>,
+    key: TrackerKey,
     sent_at: Instant,
+    sent: bool,
     done: bool,
 }
 
 impl Reservation {
-    pub(super) fn new(shared: Arc<Shared>, partition: Option<String>, sent_at: Instant) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, key: TrackerKey, sent_at: Instant) -> Self {
         Self {
             shared,
-            partition,
+            key,
             sent_at,
+            sent: false,
             done: false,
         }
     }
 
-    /// Reconciles the reservation with the response: learns from its headers and, on a
-    /// 429-like answer, pauses the quota. Returns the end of that pause.
+    /// The request is being written to the supplier: from now on, dropping the reservation
+    /// spends its unit.
+    pub fn mark_sent(&mut self) {
+        self.sent = true;
+    }
+
+    /// Nothing reached the supplier after all (the connection was refused): the unit goes
+    /// back to the pool.
+    pub fn release(mut self) {
+        self.sent = false;
+    }
+
+    /// Reconciles the reservation with the response to a request on `route`: learns from
+    /// its headers and, on a 429-like answer, pauses the quota. Returns the end of that pause.
     pub fn complete(
         mut self,
+        route: &str,
         status: StatusCode,
         observation: Option<&QuotaObservation>,
     ) -> Option<Instant> {
         self.done = true;
         let now = Instant::now();
-        self.shared.observe(
-            self.partition.as_deref(),
-            self.sent_at,
-            now,
-            status,
-            observation,
-        )
+        self.shared
+            .observe(&self.key, route, self.sent_at, now, status, observation)
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if !self.done {
-            self.shared.release(self.partition.as_deref());
+        if self.done {
+            return;
+        }
+        if self.sent {
+            self.shared.spend(&self.key, self.sent_at);
+        } else {
+            self.shared.release(&self.key);
         }
     }
 }

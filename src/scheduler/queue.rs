@@ -7,6 +7,8 @@ use std::time::Duration;
 use http::HeaderValue;
 use tokio::time::Instant;
 
+use crate::quota::state::TrackerKey;
+
 /// The `Headroom-Priority` request header.
 pub static HEADROOM_PRIORITY: http::HeaderName = http::HeaderName::from_static("headroom-priority");
 
@@ -65,8 +67,8 @@ impl Priority {
 pub struct Entry<T> {
     /// Its class.
     pub priority: Priority,
-    /// Its quota partition key, if the upstream partitions its quota.
-    pub partition: Option<String>,
+    /// The quota it is reserved against (partition, resource).
+    pub key: TrackerKey,
     /// When it arrived.
     pub enqueued: Instant,
     /// When it gives up (`queue.max_wait` after it arrived).
@@ -191,7 +193,7 @@ mod tests {
     fn entry(priority: Priority, at: Instant, id: u32) -> Entry<u32> {
         Entry {
             priority,
-            partition: None,
+            key: TrackerKey::default(),
             enqueued: at,
             deadline: at + Duration::from_secs(30),
             slot: id,

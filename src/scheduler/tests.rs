@@ -9,7 +9,7 @@ use tokio::time::{advance, Instant};
 use super::{Priority, Rejected, Scheduler, SchedulerConfig};
 use crate::config::LimitConfig;
 use crate::quota::observation::{QuotaObservation, Source};
-use crate::quota::state::QuotaState;
+use crate::quota::state::{Ask, QuotaState};
 use crate::quota::tracker::TrackerConfig;
 
 const S: Duration = Duration::from_secs(1);
@@ -42,6 +42,7 @@ fn scheduler_with_limit(
             max_wait,
         },
         QuotaState::new(tracker, limit, 100),
+        prometheus::IntCounter::new("internal_errors", "test").expect("counter"),
     )
 }
 
@@ -66,18 +67,19 @@ async fn a_60_second_window_holds_the_next_request_until_it_resets() {
     let deadline = Instant::now() + 120 * S;
     for remaining in [2, 1, 0] {
         let grant = s
-            .acquire(Priority::Normal, None, deadline)
+            .acquire(Priority::Normal, Ask::default(), deadline)
             .await
             .expect("granted");
         assert_eq!(grant.queue_wait, Duration::ZERO);
         grant
             .into_parts()
             .0
-            .complete(StatusCode::OK, Some(&window(3, remaining, 60 * S)));
+            
+.complete("", StatusCode::OK, Some(&window(3, remaining, 60 * S)));
     }
     let started = Instant::now();
     let waiting = tokio::spawn(async move {
-        let grant = s.acquire(Priority::Normal, None, deadline).await;
+        let grant = s.acquire(Priority::Normal, Ask::default(), deadline).await;
         (grant.map(|g| g.queue_wait), s)
     });
     settle().await;
@@ -95,7 +97,7 @@ async fn a_one_hour_retry_after_pauses_the_upstream_or_answers_at_once() {
     let s = scheduler(8, 100, 2 * 3600 * S, 2 * 3600 * S);
     let deadline = Instant::now() + 2 * 3600 * S;
     let grant = s
-        .acquire(Priority::Normal, None, deadline)
+        .acquire(Priority::Normal, Ask::default(), deadline)
         .await
         .expect("granted");
     let mut obs = QuotaObservation::new(Source::RetryAfter);
@@ -104,12 +106,13 @@ async fn a_one_hour_retry_after_pauses_the_upstream_or_answers_at_once() {
     let until = grant
         .into_parts()
         .0
-        .complete(StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        
+.complete("", StatusCode::TOO_MANY_REQUESTS, Some(&obs));
     assert_eq!(until, Some(Instant::now() + 3600 * S));
 
     // A request whose deadline is within the hour is answered at once, with the real wait.
     let short = s
-        .acquire(Priority::Normal, None, Instant::now() + 30 * S)
+        .acquire(Priority::Normal, Ask::default(), Instant::now() + 30 * S)
         .await;
     assert_eq!(
         short.err(),
@@ -121,7 +124,7 @@ async fn a_one_hour_retry_after_pauses_the_upstream_or_answers_at_once() {
     // One that may wait is sent when the hour is over, not before.
     let started = Instant::now();
     let grant = s
-        .acquire(Priority::Normal, None, deadline)
+        .acquire(Priority::Normal, Ask::default(), deadline)
         .await
         .expect("granted");
     assert_eq!(Instant::now() - started, 3600 * S);
@@ -132,13 +135,13 @@ async fn a_one_hour_retry_after_pauses_the_upstream_or_answers_at_once() {
 async fn queued_requests_that_cannot_make_it_are_answered_when_the_pause_starts() {
     let s = std::sync::Arc::new(scheduler(1, 100, 10 * S, 3600 * S));
     let first = s
-        .acquire(Priority::Normal, None, Instant::now() + 10 * S)
+        .acquire(Priority::Normal, Ask::default(), Instant::now() + 10 * S)
         .await
         .expect("granted");
     let queued = {
         let s = s.clone();
         tokio::spawn(async move {
-            s.acquire(Priority::Normal, None, Instant::now() + 10 * S)
+            s.acquire(Priority::Normal, Ask::default(), Instant::now() + 10 * S)
                 .await
                 .map(|_| ())
         })
@@ -151,7 +154,8 @@ async fn queued_requests_that_cannot_make_it_are_answered_when_the_pause_starts(
     first
         .into_parts()
         .0
-        .complete(StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        
+.complete("", StatusCode::TOO_MANY_REQUESTS, Some(&obs));
     settle().await;
     let rejected = queued.await.expect("join");
     assert_eq!(
@@ -169,20 +173,20 @@ async fn the_queue_is_bounded_and_a_leaver_frees_its_place_at_once() {
     let s = std::sync::Arc::new(scheduler(1, 1, 30 * S, 30 * S));
     let deadline = Instant::now() + 30 * S;
     let holder = s
-        .acquire(Priority::Normal, None, deadline)
+        .acquire(Priority::Normal, Ask::default(), deadline)
         .await
         .expect("granted");
     let waiter = {
         let s = s.clone();
         tokio::spawn(async move {
-            s.acquire(Priority::Normal, None, deadline)
+            s.acquire(Priority::Normal, Ask::default(), deadline)
                 .await
                 .map(|_| ())
         })
     };
     settle().await;
     assert_eq!(s.queue_depth(), 1);
-    let full = s.acquire(Priority::Normal, None, deadline).await;
+    let full = s.acquire(Priority::Normal, Ask::default(), deadline).await;
     assert!(matches!(full, Err(Rejected::QueueFull { .. })), "{full:?}");
 
     waiter.abort();
@@ -195,7 +199,7 @@ async fn the_queue_is_bounded_and_a_leaver_frees_its_place_at_once() {
     let next = {
         let s = s.clone();
         tokio::spawn(async move {
-            s.acquire(Priority::Normal, None, deadline)
+            s.acquire(Priority::Normal, Ask::default(), deadline)
                 .await
                 .map(|g| g.queue_wait)
         })
@@ -212,7 +216,7 @@ async fn high_goes_first_and_fifo_holds_within_a_class() {
     let s = std::sync::Arc::new(scheduler(1, 100, 30 * S, 30 * S));
     let deadline = Instant::now() + 30 * S;
     let holder = s
-        .acquire(Priority::Normal, None, deadline)
+        .acquire(Priority::Normal, Ask::default(), deadline)
         .await
         .expect("granted");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -226,7 +230,7 @@ async fn high_goes_first_and_fifo_holds_within_a_class() {
         let s = s.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let grant = s.acquire(priority, None, deadline).await.expect("granted");
+            let grant = s.acquire(priority, Ask::default(), deadline).await.expect("granted");
             tx.send(name).expect("send");
             drop(grant);
         });
@@ -251,14 +255,15 @@ async fn the_static_limit_applies_on_top() {
     let mut waits = Vec::new();
     for _ in 0..4 {
         let grant = s
-            .acquire(Priority::Normal, None, deadline)
+            .acquire(Priority::Normal, Ask::default(), deadline)
             .await
             .expect("granted");
         waits.push(grant.queue_wait);
         grant
             .into_parts()
             .0
-            .complete(StatusCode::OK, Some(&window(1000, 999, 60 * S)));
+            
+.complete("", StatusCode::OK, Some(&window(1000, 999, 60 * S)));
     }
     assert_eq!(waits, [Duration::ZERO, Duration::ZERO, 5 * S, 5 * S]);
 }
@@ -267,18 +272,29 @@ async fn the_static_limit_applies_on_top() {
 async fn partitions_have_their_own_quota() {
     let s = scheduler(8, 100, 60 * S, 30 * S);
     let deadline = Instant::now() + 60 * S;
-    let a = Some("key-a".to_owned());
+    let a = Ask {
+        partition: Some("key-a"),
+        route: "",
+    };
     let grant = s
-        .acquire(Priority::Normal, a.clone(), deadline)
+        .acquire(Priority::Normal, a, deadline)
         .await
         .expect("granted");
     grant
         .into_parts()
         .0
-        .complete(StatusCode::OK, Some(&window(1, 0, 30 * S)));
+        
+.complete("", StatusCode::OK, Some(&window(1, 0, 30 * S)));
     // key-a is spent for 30 s; key-b is not.
     let b = s
-        .acquire(Priority::Normal, Some("key-b".into()), Instant::now() + S)
+        .acquire(
+            Priority::Normal,
+            Ask {
+                partition: Some("key-b"),
+                route: "",
+            },
+            Instant::now() + S,
+        )
         .await;
     assert!(b.is_ok());
     let a_again = s.acquire(Priority::Normal, a, Instant::now() + S).await;

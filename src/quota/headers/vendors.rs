@@ -19,7 +19,14 @@ pub const HUBSPOT_SECONDLY_WINDOW: Duration = Duration::from_secs(1);
 /// Shopify `X-Shopify-Shop-Api-Call-Limit: 32/40`: a bucket of 40 holding 32 (it leaks about
 /// 2 per second). `limit` and `remaining` mirror it as 40 and 8; no reset, no window.
 pub fn parse_shopify(r: &mut ResponseHeaders<'_>) -> Option<QuotaObservation> {
-    let bucket = r.read(&names::X_SHOPIFY_SHOP_API_CALL_LIMIT, parse_used_of)?;
+    let bucket = r.read(&names::X_SHOPIFY_SHOP_API_CALL_LIMIT, |value| {
+        let bucket = parse_used_of(value)?;
+        // A bucket cannot hold more than its size: such a level is garbage, not a wait.
+        if bucket.used > bucket.size {
+            return Err(Reason::OutOfRange);
+        }
+        Ok(bucket)
+    })?;
     Some(QuotaObservation {
         limit: Some(bucket.size),
         remaining: Some(bucket.size.saturating_sub(bucket.used)),

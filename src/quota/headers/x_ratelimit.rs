@@ -5,7 +5,7 @@
 
 use super::names;
 use super::reader::ResponseHeaders;
-use crate::quota::observation::{QuotaObservation, Source};
+use crate::quota::observation::{QuotaObservation, Reason, Source};
 
 /// Whether the response comes from GitHub (`x-ratelimit-resource` or `x-github-request-id`).
 #[must_use]
@@ -27,7 +27,26 @@ pub fn parse_github(r: &mut ResponseHeaders<'_>) -> Option<QuotaObservation> {
         obs.remaining = obs.limit.zip(used).map(|(l, u)| l.saturating_sub(u));
     }
     obs.reset_after = r.reset(&names::X_RATELIMIT_RESET);
+    obs.resource = r.read(&names::X_RATELIMIT_RESOURCE, parse_resource);
     obs.has_quota().then_some(obs)
+}
+
+/// A resource or bucket name: 1 to [`QuotaObservation::MAX_RESOURCE_LEN`] characters of
+/// `[A-Za-z0-9_.:-]` (GitHub's `core`, `code_search`; Discord's hex bucket ids).
+pub fn parse_resource(value: &str) -> Result<String, Reason> {
+    let value = value.trim_matches([' ', '\t']);
+    if value.is_empty() {
+        return Err(Reason::Empty);
+    }
+    let fits = value.len() <= QuotaObservation::MAX_RESOURCE_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    if fits {
+        Ok(value.to_owned())
+    } else {
+        Err(Reason::Malformed)
+    }
 }
 
 /// Whether the response is Discord's (`Reset-After`, `Bucket`, `Global` or `Scope`).
@@ -56,6 +75,10 @@ pub fn parse_discord(r: &mut ResponseHeaders<'_>) -> Option<QuotaObservation> {
         obs.reset_after = r.reset(&names::X_RATELIMIT_RESET);
     }
     let global = r.has(&names::X_RATELIMIT_GLOBAL) || r.has(&names::X_RATELIMIT_SCOPE);
+    // A global limit covers every bucket: it belongs to the upstream's own quota.
+    if !global {
+        obs.resource = r.read(&names::X_RATELIMIT_BUCKET, parse_resource);
+    }
     (obs.has_quota() || global).then_some(obs)
 }
 

@@ -64,9 +64,17 @@ pub trait Expect {
     fn retry(self, d: Duration) -> Self;
     fn bucket(self, used: u64, size: u64) -> Self;
     fn limited(self) -> Self;
+    fn resource(self, name: &str) -> Self;
 }
 
 impl Expect for QuotaObservation {
+    fn resource(self, name: &str) -> Self {
+        Self {
+            resource: Some(name.to_owned()),
+            ..self
+        }
+    }
+
     fn limit(self, v: u64) -> Self {
         Self {
             limit: Some(v),
