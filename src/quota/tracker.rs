@@ -720,15 +720,16 @@ mod tests {
         send(&mut t, t0);
         t.observe(t0, t0, StatusCode::OK, Some(&headers(20, 1, 2 * S, None)));
         send(&mut t, t0 + S);
-        // The window resets at t0 + 2 s: the full quota is back (the request still in flight
-        // holds one unit until it answers).
+        // The window resets at t0 + 2 s: the full quota is back, but until an answer of the
+        // new window confirms the limit only a first wave of half of it goes (the request
+        // still in flight holds one unit of it until it answers).
         assert_eq!(t.check(t0 + 2 * S), Ok(()));
-        for _ in 0..19 {
+        for _ in 0..9 {
             send(&mut t, t0 + 2 * S);
         }
-        assert!(t.check(t0 + 2 * S).is_err());
+        assert_eq!(t.check(t0 + 2 * S), Err(Wait::Response), "first wave out");
         // The request sent at t0 + 1 s answers late, from the old window: its "0 left" is
-        // ignored, and its unit comes back.
+        // ignored (it neither spends the new window nor confirms it), and its unit comes back.
         let late = t0 + 2 * S + 10 * MS;
         t.observe(
             t0 + S,
@@ -736,12 +737,125 @@ mod tests {
             StatusCode::OK,
             Some(&headers(20, 0, Duration::ZERO, None)),
         );
-        assert_eq!(t.snapshot(late).remaining, Some(1));
+        assert_eq!(t.snapshot(late).remaining, Some(11));
         send(&mut t, late);
+        assert_eq!(t.check(late), Err(Wait::Response), "still the first wave");
+        // An answer of the new window confirms the limit: the rest may go.
+        t.observe(
+            t0 + 2 * S,
+            late,
+            StatusCode::OK,
+            Some(&headers(20, 19, 2 * S - 10 * MS, None)),
+        );
+        for _ in 0..10 {
+            send(&mut t, late);
+        }
         assert!(
             t.check(late).is_err(),
-            "20 in flight, quota 20: nothing more"
+            "19 left after the answer, 19 in flight: nothing more"
         );
+    }
+
+    #[test]
+    fn a_tightened_quota_costs_no_burst_at_the_next_window() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        t.observe(t0, t0, StatusCode::OK, Some(&headers(20, 0, 2 * S, None)));
+        let next = t0 + 2 * S;
+        // The supplier halved its quota to 10: only half the last learned limit goes.
+        for _ in 0..10 {
+            send(&mut t, next);
+        }
+        assert_eq!(t.check(next), Err(Wait::Response));
+        // The first answer says 10 per window, 9 left: 9 are already out, nothing more.
+        t.observe(
+            next,
+            next + MS,
+            StatusCode::OK,
+            Some(&headers(10, 9, 2 * S - MS, None)),
+        );
+        assert!(t.check(next + MS).is_err(), "no overshoot");
+        assert_eq!(t.snapshot(next + MS).limit, Some(10));
+        for _ in 0..9 {
+            t.observe(
+                next,
+                next + 2 * MS,
+                StatusCode::OK,
+                Some(&headers(10, 0, 2 * S - 2 * MS, None)),
+            );
+        }
+        // The window length was learned from the two resets: at the next one, half of 10
+        // goes at once, the rest from half the window on.
+        let third = next + 2 * S;
+        for _ in 0..5 {
+            send(&mut t, third);
+        }
+        assert_eq!(t.check(third), Err(Wait::Until(third + S)));
+        assert_eq!(t.check(third + S), Ok(()));
+    }
+
+    #[test]
+    fn an_abandoned_request_stays_spent_in_its_window() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        t.observe(t0, t0, StatusCode::OK, Some(&headers(5, 4, 4 * S, None)));
+        for _ in 0..4 {
+            send(&mut t, t0 + MS);
+        }
+        // Their clients give up; the supplier counted them.
+        for _ in 0..4 {
+            t.spend(t0 + MS);
+        }
+        assert_eq!(t.snapshot(t0 + S).in_flight, 0);
+        assert_eq!(t.snapshot(t0 + S).remaining, Some(0));
+        assert_eq!(t.check(t0 + S), Err(Wait::Until(t0 + 4 * S)));
+        // A request from the previous window spends nothing of the current one.
+        send(&mut t, t0 + 4 * S);
+        t.spend(t0 + MS);
+        assert_eq!(t.snapshot(t0 + 4 * S).remaining, Some(5));
+    }
+
+    #[test]
+    fn a_burst_of_429s_raises_the_backoff_once() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        // Eight requests out at once, all answered 429.
+        for _ in 0..8 {
+            t.reserve(t0);
+        }
+        for i in 0..8 {
+            t.paused_until = None;
+            t.observe(t0, t0 + (i + 1) * MS, StatusCode::TOO_MANY_REQUESTS, None);
+        }
+        assert_eq!(t.consecutive_limited, 1, "one burst, one level");
+        // A request sent after the pause that meets another 429 raises it.
+        t.paused_until = None;
+        send(&mut t, t0 + S);
+        t.observe(t0 + S, t0 + S, StatusCode::TOO_MANY_REQUESTS, None);
+        assert_eq!(t.consecutive_limited, 2);
+    }
+
+    #[test]
+    fn a_shopify_bucket_overflowing_u64_is_no_panic_and_a_capped_wait() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        let mut obs = QuotaObservation::new(Source::Shopify);
+        obs.bucket = Some(LeakyBucket {
+            used: u64::MAX,
+            size: 40,
+        });
+        t.observe(t0, t0, StatusCode::OK, Some(&obs));
+        match t.check(t0) {
+            Ok(()) => {}
+            Err(Wait::Until(at)) => assert!(at - t0 <= 30 * S, "{:?}", at - t0),
+            Err(Wait::Response) => panic!("nothing in flight to wait for"),
+        }
+        obs.bucket = Some(LeakyBucket { used: 0, size: 40 });
+        t.observe(t0, t0 + S, StatusCode::OK, Some(&obs));
+        assert_eq!(t.check(t0 + S), Ok(()));
     }
 
     #[test]

@@ -28,7 +28,12 @@ fn gh_headers(remaining: &'static str, extra: &[(&'static str, &'static str)]) -
 
 #[test]
 fn github() {
-    let gh = || want(Github).limit(5000).reset(secs(3600));
+    let gh = || {
+        want(Github)
+            .limit(5000)
+            .reset(secs(3600))
+            .resource("core")
+    };
     check(vec![
         case(
             "epoch reset",
@@ -91,8 +96,29 @@ fn github() {
                 ("x-ratelimit-used", "45"),
                 ("x-ratelimit-resource", "core"),
             ],
-            Some(want(Github).limit(60).remaining(15)),
+            Some(want(Github).limit(60).remaining(15).resource("core")),
         ),
+        case(
+            "search is its own resource",
+            200,
+            &[
+                ("x-ratelimit-limit", "30"),
+                ("x-ratelimit-remaining", "29"),
+                ("x-ratelimit-resource", "search"),
+            ],
+            Some(want(Github).limit(30).remaining(29).resource("search")),
+        ),
+        case(
+            "an odd resource name is ignored and counted",
+            200,
+            &[
+                ("x-ratelimit-limit", "30"),
+                ("x-ratelimit-remaining", "29"),
+                ("x-ratelimit-resource", "se arch/../x"),
+            ],
+            Some(want(Github).limit(30).remaining(29)),
+        )
+        .warns(&[("x-ratelimit-resource", "malformed")]),
         case(
             "304 still reports the quota",
             304,
@@ -200,7 +226,13 @@ fn discord() {
                 ("X-RateLimit-Reset-After", "64.57"),
                 ("X-RateLimit-Bucket", "abcd1234"),
             ],
-            Some(want(Discord).limit(5).remaining(1).reset(ms(64_570))),
+            Some(
+                want(Discord)
+                    .limit(5)
+                    .remaining(1)
+                    .reset(ms(64_570))
+                    .resource("abcd1234"),
+            ),
         ),
         case(
             "Reset (epoch with decimals) when Reset-After is unusable",
@@ -211,7 +243,7 @@ fn discord() {
                 ("X-RateLimit-Reset-After", "soon"),
                 ("X-RateLimit-Bucket", "abcd1234"),
             ],
-            Some(want(Discord).limit(5).reset(ms(64_570))),
+            Some(want(Discord).limit(5).reset(ms(64_570)).resource("abcd1234")),
         )
         .warns(&[("x-ratelimit-reset-after", "malformed")]),
         case(
