@@ -63,6 +63,10 @@ pub struct UpstreamConfig {
     /// `ca_file`: PEM file of extra CA certificates trusted for this upstream (private CAs),
     /// in addition to the system roots. Relative paths are relative to the config file.
     pub ca_file: Option<PathBuf>,
+    /// `rewrite_links`: rewrite `Location`, `Content-Location` and `Link` URLs that point at
+    /// `url` to this upstream's `prefix` on Headroom, so pollers that follow pagination links
+    /// stay behind Headroom (default true).
+    pub rewrite_links: bool,
     /// `[upstream.limit]`: optional static ceiling.
     pub limit: Option<LimitConfig>,
     /// `[upstream.quota]`: how the quota the supplier announces is read and tracked.

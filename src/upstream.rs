@@ -234,7 +234,7 @@ impl Upstream {
     /// guard: dropped without [`Admitted::record`] (the request left the queue, its client
     /// went away, it was a client's fault), it gives a half-open probe's place back, so the
     /// next request probes.
-    pub fn breaker_admit(&self) -> Result<Admitted<'_>, Option<Duration>> {
+    pub fn breaker_admit(self: &Arc<Self>) -> Result<Admitted, Option<Duration>> {
         let mut breaker = self.breaker();
         let was_open = matches!(breaker.current(), BreakerState::Open { .. });
         let admitted = breaker.admit(Instant::now());
@@ -244,7 +244,7 @@ impl Upstream {
             self.breaker_changed(BreakerState::HalfOpen, "open_for elapsed");
         }
         admitted.map(|admission| Admitted {
-            upstream: self,
+            upstream: Arc::clone(self),
             admission: Some(admission),
         })
     }
@@ -334,12 +334,12 @@ impl Upstream {
 
 /// An attempt the breaker let through; see [`Upstream::breaker_admit`].
 #[derive(Debug)]
-pub struct Admitted<'a> {
-    upstream: &'a Upstream,
+pub struct Admitted {
+    upstream: Arc<Upstream>,
     admission: Option<Admission>,
 }
 
-impl Admitted<'_> {
+impl Admitted {
     /// Whether this attempt is a half-open probe.
     pub fn is_probe(&self) -> bool {
         self.admission.is_some_and(|a| a.probe)
@@ -350,7 +350,7 @@ impl Admitted<'_> {
         let Some(admission) = self.admission.take() else {
             return;
         };
-        let upstream = self.upstream;
+        let upstream = &self.upstream;
         let changed = upstream
             .breaker()
             .record(Instant::now(), admission, outcome);
@@ -360,7 +360,7 @@ impl Admitted<'_> {
     }
 }
 
-impl Drop for Admitted<'_> {
+impl Drop for Admitted {
     fn drop(&mut self) {
         if let Some(admission) = self.admission.take() {
             self.upstream.breaker().cancel(admission);

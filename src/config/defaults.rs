@@ -21,6 +21,8 @@ pub const MAX_REQUEST_BODY: u64 = 4 * 1024 * 1024 * 1024;
 /// `server.max_header_bytes`: 64 KiB.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// `upstream.rewrite_links`
+pub const REWRITE_LINKS: bool = true;
 /// `upstream.max_concurrency`
 pub const MAX_CONCURRENCY: usize = 8;
 /// `upstream.connect_timeout`
@@ -143,6 +145,7 @@ impl super::UpstreamConfig {
             connect_timeout: CONNECT_TIMEOUT,
             timeout: TIMEOUT,
             ca_file: None,
+            rewrite_links: REWRITE_LINKS,
             limit: None,
             quota: QuotaConfig::default(),
             queue: QueueConfig::default(),

@@ -174,6 +174,7 @@ fn is_upstream_section(name: &str) -> bool {
             | "connect_timeout"
             | "timeout"
             | "ca_file"
+            | "rewrite_links"
     )
 }
 

@@ -42,6 +42,7 @@ pub(super) struct RawUpstream {
     pub connect_timeout: Option<Spanned<HumanDuration>>,
     pub timeout: Option<Spanned<HumanDuration>>,
     pub ca_file: Option<Spanned<String>>,
+    pub rewrite_links: Option<Spanned<bool>>,
     pub limit: Option<RawLimit>,
     pub quota: Option<RawQuota>,
     pub queue: Option<RawQueue>,

@@ -21,8 +21,8 @@ use crate::proxy::replay::RequestBody;
 use crate::quota::state::Ask;
 use crate::quota::{backoff, clock};
 use crate::retry::{self, Reason};
-use crate::scheduler::{Priority, Rejected};
-use crate::upstream::Upstream;
+use crate::scheduler::{Priority, Rejected, Reservation};
+use crate::upstream::{Admitted, Upstream};
 
 /// How a request's attempts ended.
 #[derive(Debug)]
@@ -103,8 +103,80 @@ pub struct Plan {
     pub safe_to_repeat: bool,
 }
 
+/// How one attempt ended, as the attempt loop needs it.
+enum Sent {
+    /// A response (its quota facts already applied): its status says what to do next.
+    Answered {
+        response: Response<Incoming>,
+        /// The concurrency slot, held until the response body has been sent.
+        slot: OwnedSemaphorePermit,
+        /// Whether it announces a rate limit (429, or a 503/403 with a usable wait).
+        limited: bool,
+        /// The end of the pause it caused.
+        pause: Option<Instant>,
+    },
+    /// No response; the breaker and the quota were told.
+    Failed(ProxyError),
+    /// The client's body failed: answered as the client's fault, not retried.
+    ClientFault(ProxyError),
+}
+
+/// Sends one attempt and settles its breaker admission and quota reservation. It runs as
+/// its own task: when the client leaves mid-attempt, the attempt still finishes (bounded by
+/// `timeout`), so the supplier's answer teaches the quota and the breaker as if the client
+/// had stayed; the response is then dropped.
+async fn attempt(
+    upstream: Arc<Upstream>,
+    admitted: Admitted,
+    mut reservation: Reservation,
+    slot: OwnedSemaphorePermit,
+    request: Request<Body>,
+    route: String,
+    progress: Arc<BodyProgress>,
+    queue_wait: Duration,
+) -> Sent {
+    reservation.mark_sent();
+    let sent = forward::send(&upstream, request).await;
+    upstream.note_attempt(sent.as_ref().ok().map(|r| r.status()), queue_wait);
+    match sent {
+        Ok(response) => {
+            let (observation, _) =
+                upstream.observe_headers(response.status(), response.headers(), clock::wall_now());
+            let limited = observation.as_ref().is_some_and(|o| o.rate_limited);
+            // A rate-limit answer (a 429, or a 503 with Retry-After) shows a working supplier:
+            // it never counts toward opening the breaker.
+            let failed = response.status().is_server_error() && !limited;
+            admitted.record(if failed {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            });
+            let pause = reservation.complete(&route, response.status(), observation.as_ref());
+            Sent::Answered {
+                response,
+                slot,
+                limited,
+                pause,
+            }
+        }
+        Err(failed) => {
+            if let Some(error) = client_fault(&progress, &failed.error) {
+                // Not the supplier's fault: the breaker's place goes back unused. What was
+                // written may have been counted: the unit stays spent.
+                drop(admitted);
+                return Sent::ClientFault(error);
+            }
+            admitted.record(Outcome::Failure);
+            if !failed.written {
+                reservation.release();
+            }
+            Sent::Failed(failed.error)
+        }
+    }
+}
+
 /// Runs the attempts of one request.
-pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
+pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
     let retry = upstream.config().retry;
     let safe = plan.safe_to_repeat;
     let mut attempted = Attempted {
@@ -142,7 +214,7 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
         };
         let queue_wait = grant.queue_wait;
         attempted.queue_wait += queue_wait;
-        let (mut reservation, slot) = grant.into_parts();
+        let (reservation, slot) = grant.into_parts();
         let body = match plan.body.ready(&plan.progress).await {
             Ok(body) => body,
             Err(error) => {
@@ -156,28 +228,32 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
         let may_retry = safe && body.replayable() && attempted.attempts < retry.max_attempts;
         let request = Request::from_parts(plan.parts.clone(), body.take());
 
-        reservation.mark_sent();
-        let sent = forward::send(upstream, request).await;
-        upstream.note_attempt(sent.as_ref().ok().map(|r| r.status()), queue_wait);
+        let task = tokio::spawn(attempt(
+            Arc::clone(upstream),
+            admitted,
+            reservation,
+            slot,
+            request,
+            plan.route.clone(),
+            Arc::clone(&plan.progress),
+            queue_wait,
+        ));
+        let sent = match task.await {
+            Ok(sent) => sent,
+            Err(_panicked) => {
+                upstream.note_internal_error();
+                attempted.result = Err(ProxyError::Internal("the attempt failed"));
+                return attempted;
+            }
+        };
 
         let (reason, delay) = match sent {
-            Ok(response) => {
-                let (observation, _) = upstream.observe_headers(
-                    response.status(),
-                    response.headers(),
-                    clock::wall_now(),
-                );
-                let limited = observation.as_ref().is_some_and(|o| o.rate_limited);
-                // A rate-limit answer (a 429, or a 503 with Retry-After) shows a working
-                // supplier: it never counts toward opening the breaker.
-                let failed = response.status().is_server_error() && !limited;
-                admitted.record(if failed {
-                    Outcome::Failure
-                } else {
-                    Outcome::Success
-                });
-                let pause =
-                    reservation.complete(&plan.route, response.status(), observation.as_ref());
+            Sent::Answered {
+                response,
+                slot,
+                limited,
+                pause,
+            } => {
                 let reason = retry::reason_for_status(response.status(), limited);
                 match reason {
                     Some(Reason::RateLimited) if may_retry => {
@@ -196,11 +272,15 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
                             upstream.observe_backoff(until.saturating_duration_since(now));
                         }
                         upstream.note_retry(Reason::RateLimited);
+                        drop(slot);
                         continue;
                     }
                     Some(reason) if may_retry => {
                         match backoff_within(&attempted, upstream, &plan) {
-                            Some(delay) => (reason, delay),
+                            Some(delay) => {
+                                drop(slot);
+                                (reason, delay)
+                            }
                             None => {
                                 attempted.result = Ok(response);
                                 attempted.slot = Some(slot);
@@ -215,24 +295,17 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
                     }
                 }
             }
-            Err(failed) => {
-                if let Some(error) = client_fault(&plan.progress, &failed.error) {
-                    // The client's body failed (too large, cut short, too slow): not the
-                    // supplier's fault, not retried. What was written may have been counted.
-                    drop(admitted);
-                    attempted.result = Err(error);
-                    return attempted;
-                }
-                admitted.record(Outcome::Failure);
-                if !failed.written {
-                    reservation.release();
-                }
-                let reason = match &failed.error {
+            Sent::ClientFault(error) => {
+                attempted.result = Err(error);
+                return attempted;
+            }
+            Sent::Failed(error) => {
+                let reason = match &error {
                     ProxyError::UpstreamTimeout(_) => Some(Reason::Timeout),
                     ProxyError::UpstreamUnavailable(_) => Some(Reason::ConnectError),
                     _ => None,
                 };
-                attempted.result = Err(failed.error);
+                attempted.result = Err(error);
                 let Some(reason) = reason else {
                     return attempted;
                 };
@@ -242,7 +315,6 @@ pub async fn run(upstream: &Upstream, mut plan: Plan) -> Attempted {
                 }
             }
         };
-        drop(slot);
         upstream.note_retry(reason);
         upstream.observe_backoff(delay);
         tokio::time::sleep(delay).await;

@@ -18,6 +18,7 @@ use crate::proxy::access_log::AccessLog;
 use crate::proxy::attempts::{self, PendingBody, Plan};
 use crate::proxy::body::{BodyProgress, LimitedBody, ObservedBody};
 use crate::proxy::headers::{self, HEADROOM_ATTEMPTS, HEADROOM_QUEUE_MS, X_REQUEST_ID};
+use crate::proxy::links;
 use crate::proxy::Router;
 use crate::quota::state::route_of;
 use crate::retry;
@@ -121,6 +122,15 @@ impl Proxy {
             Ok(upstream_response) => {
                 let (mut parts, body) = upstream_response.into_parts();
                 headers::strip_hop_by_hop(&mut parts.headers);
+                if let Some(upstream) = outcome.upstream.as_ref() {
+                    if upstream.config().rewrite_links {
+                        links::rewrite(
+                            &mut parts.headers,
+                            upstream.config().url.as_str().trim_end_matches('/'),
+                            upstream.prefix(),
+                        );
+                    }
+                }
                 log.status = parts.status.as_u16();
                 Response::from_parts(parts, Body::new(ObservedBody::new(body, log)))
             }

@@ -53,6 +53,12 @@ impl FixedWindow {
         }
     }
 
+    /// Changes the limit from now on (as suppliers do during incidents); requests already
+    /// admitted in the current window still count against it.
+    pub fn set_limit(&mut self, limit: u32) {
+        self.limit = limit;
+    }
+
     /// Decides on one request arriving at `now` (time since the Unix epoch).
     pub fn admit(&mut self, now: Duration) -> Decision {
         let (mut start, mut end) = window_bounds(now, self.window);

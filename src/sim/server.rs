@@ -63,6 +63,11 @@ impl SimHandle {
         self.sim.reset_stats();
     }
 
+    /// Changes the quota's limit from now on (a supplier tightening its quota mid-run).
+    pub fn set_limit(&self, limit: u32) {
+        self.sim.set_limit(limit);
+    }
+
     /// Stops accepting, lets open connections finish their current request (closing idle
     /// keep-alive ones at once) for up to [`DRAIN_TIMEOUT`], then aborts the rest.
     pub async fn shutdown(self) {

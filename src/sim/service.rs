@@ -105,6 +105,11 @@ impl Sim {
         self.book().log.clear();
     }
 
+    /// Changes the quota's limit from now on.
+    pub fn set_limit(&self, limit: u32) {
+        self.book().window.set_limit(limit);
+    }
+
     fn book(&self) -> std::sync::MutexGuard<'_, QuotaBook> {
         self.quota.lock().unwrap_or_else(PoisonError::into_inner)
     }

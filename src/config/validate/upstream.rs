@@ -90,6 +90,9 @@ fn check_one(
         connect_timeout,
         timeout,
         ca_file,
+        rewrite_links: raw
+            .rewrite_links
+            .map_or(defaults::REWRITE_LINKS, |v| *v.get_ref()),
         limit,
         quota,
         queue,
