@@ -193,8 +193,9 @@ async fn impatient_clients_do_not_overrun_the_quota() {
     assert!(stats.ok >= 5, "the quota was still used: {} ok", stats.ok);
 }
 
-/// Quota 20 per 2 s, halved to 10 after 80 requests, 32 clients, 120 requests: at most 2
-/// upstream 429s (before the fix: a full wave on the old limit at each window start).
+/// Quota 20 per 2 s, halved to 10 from the window after the 80th request, 32 clients, 120
+/// requests: at most 2 upstream 429s (before the fix: a full wave of 20 on the old limit at
+/// the window where the supplier started counting 10).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tightened_quota_costs_at_most_two_429s() {
     headroom::logging::init();

@@ -40,6 +40,8 @@ pub struct FixedWindow {
     start: Option<Duration>,
     /// Requests admitted in the current window.
     admitted: u32,
+    /// A limit that applies from the next window on.
+    next_limit: Option<u32>,
 }
 
 impl FixedWindow {
@@ -50,13 +52,13 @@ impl FixedWindow {
             window: window.max(Duration::from_nanos(1)),
             start: None,
             admitted: 0,
+            next_limit: None,
         }
     }
 
-    /// Changes the limit from now on (as suppliers do during incidents); requests already
-    /// admitted in the current window still count against it.
+    /// Changes the limit from the next window on (as suppliers do during incidents).
     pub fn set_limit(&mut self, limit: u32) {
-        self.limit = limit;
+        self.next_limit = Some(limit);
     }
 
     /// Decides on one request arriving at `now` (time since the Unix epoch).
@@ -71,6 +73,9 @@ impl FixedWindow {
             _ => {
                 self.start = Some(start);
                 self.admitted = 0;
+                if let Some(limit) = self.next_limit.take() {
+                    self.limit = limit;
+                }
             }
         }
         let allowed = self.limit == 0 || self.admitted < self.limit;
@@ -196,6 +201,17 @@ mod tests {
         assert_eq!(d.window_start, secs(1_800_000_010));
         assert_eq!(d.reset_at, secs(1_800_000_020));
         assert_eq!(d.reset_after, secs(10));
+    }
+
+    #[test]
+    fn a_new_limit_applies_from_the_next_window() {
+        let mut quota = FixedWindow::new(3, secs(10));
+        assert!(quota.admit(secs(100)).allowed);
+        quota.set_limit(1);
+        assert!(quota.admit(secs(101)).allowed, "this window keeps its limit");
+        let d = quota.admit(secs(110));
+        assert_eq!((d.allowed, d.limit, d.remaining), (true, 1, 0));
+        assert!(!quota.admit(secs(111)).allowed);
     }
 
     #[test]

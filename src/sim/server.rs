@@ -63,7 +63,7 @@ impl SimHandle {
         self.sim.reset_stats();
     }
 
-    /// Changes the quota's limit from now on (a supplier tightening its quota mid-run).
+    /// Changes the quota's limit from the next window on (a supplier tightening its quota).
     pub fn set_limit(&self, limit: u32) {
         self.sim.set_limit(limit);
     }

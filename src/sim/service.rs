@@ -105,7 +105,7 @@ impl Sim {
         self.book().log.clear();
     }
 
-    /// Changes the quota's limit from now on.
+    /// Changes the quota's limit from the next window on.
     pub fn set_limit(&self, limit: u32) {
         self.book().window.set_limit(limit);
     }
