@@ -18,7 +18,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const MS: Duration = Duration::from_millis(1);
 const S: Duration = Duration::from_secs(1);
 
-async fn sim(convention: Convention, limit: u32, window: Duration, latency: Duration) -> headroom::sim::SimHandle {
+async fn sim(
+    convention: Convention,
+    limit: u32,
+    window: Duration,
+    latency: Duration,
+) -> headroom::sim::SimHandle {
     headroom::sim::start(SimArgs {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         limit,
@@ -221,7 +226,11 @@ async fn a_tightened_quota_costs_at_most_two_429s() {
                 if n == 80 {
                     supplier.set_limit(10);
                 }
-                let status = http.get(&url).send().await.map_or(0, |r| r.status().as_u16());
+                let status = http
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_or(0, |r| r.status().as_u16());
                 statuses.push(status);
             }
         });
@@ -262,7 +271,11 @@ async fn a_hung_up_probe_does_not_hold_the_breaker_open() {
     let gateway = Gateway::start(vec![config]).await;
     let http = client();
     for _ in 0..2 {
-        let r = http.get(gateway.url("/s/status/500")).send().await.expect("send");
+        let r = http
+            .get(gateway.url("/s/status/500"))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 500);
     }
     assert_error(
@@ -277,7 +290,10 @@ async fn a_hung_up_probe_does_not_hold_the_breaker_open() {
         .no_proxy()
         .build()
         .expect("client");
-    assert!(impatient.get(gateway.url("/s/hold")).send().await.is_err(), "gave up");
+    assert!(
+        impatient.get(gateway.url("/s/hold")).send().await.is_err(),
+        "gave up"
+    );
     // The supplier recovers: the probe's answer arrives although its client left.
     upstream.release();
     let mut last = 0;
@@ -294,7 +310,10 @@ async fn a_hung_up_probe_does_not_hold_the_breaker_open() {
         }
         tokio::time::sleep(20 * MS).await;
     }
-    assert_eq!(last, 200, "the breaker closed again once the supplier recovered");
+    assert_eq!(
+        last, 200,
+        "the breaker closed again once the supplier recovered"
+    );
 }
 
 /// `X-Shopify-Shop-Api-Call-Limit: 18446744073709551615/40` is ignored and counted; the
@@ -337,9 +356,8 @@ async fn client_faults_and_rate_limits_do_not_open_the_breaker() {
 
     for _ in 0..2 {
         // Chunked, so the length is only known once it has passed the limit.
-        let chunks = futures_util::stream::iter(
-            (0..4).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 400])),
-        );
+        let chunks =
+            futures_util::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 400])));
         let r = http
             .post(gateway.url("/s/upload"))
             .body(reqwest::Body::wrap_stream(chunks))
@@ -351,16 +369,22 @@ async fn client_faults_and_rate_limits_do_not_open_the_breaker() {
     }
     for _ in 0..2 {
         // Declares 900 bytes, sends 10, then vanishes.
-        let mut stream = tokio::net::TcpStream::connect(gateway.proxy).await.expect("connect");
+        let mut stream = tokio::net::TcpStream::connect(gateway.proxy)
+            .await
+            .expect("connect");
         stream
-            .write_all(b"POST /s/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n0123456789")
+            .write_all(
+                b"POST /s/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n0123456789",
+            )
             .await
             .expect("write");
         drop(stream);
     }
     for _ in 0..2 {
         // A trickle: one byte every 100 ms, slower than the 300 ms attempt timeout allows.
-        let mut stream = tokio::net::TcpStream::connect(gateway.proxy).await.expect("connect");
+        let mut stream = tokio::net::TcpStream::connect(gateway.proxy)
+            .await
+            .expect("connect");
         stream
             .write_all(b"POST /s/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n")
             .await
@@ -391,7 +415,12 @@ async fn client_faults_and_rate_limits_do_not_open_the_breaker() {
     // a plain request goes through.
     tokio::time::sleep(400 * MS).await;
     closed();
-    let r = http.post(gateway.url("/s/upload")).body("abc").send().await.expect("send");
+    let r = http
+        .post(gateway.url("/s/upload"))
+        .body("abc")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.expect("body"), "3");
 }
@@ -406,16 +435,32 @@ async fn github_search_exhaustion_does_not_pause_core() {
     config.queue.max_wait = 2 * S;
     let gateway = Gateway::start(vec![config]).await;
     let http = client();
-    let core = http.get(gateway.url("/s/repos/a/b")).send().await.expect("send");
+    let core = http
+        .get(gateway.url("/s/repos/a/b"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(core.status(), 200);
     for _ in 0..2 {
-        let r = http.get(gateway.url("/s/search/issues?q=x")).send().await.expect("send");
+        let r = http
+            .get(gateway.url("/s/search/issues?q=x"))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 200);
     }
     // Search is spent for a minute: the next search request is answered at once.
-    let r = http.get(gateway.url("/s/search/issues?q=y")).send().await.expect("send");
+    let r = http
+        .get(gateway.url("/s/search/issues?q=y"))
+        .send()
+        .await
+        .expect("send");
     assert_error(r, 503, "queue_timeout").await;
-    assert_eq!(search_used.load(Ordering::SeqCst), 2, "no search request overran");
+    assert_eq!(
+        search_used.load(Ordering::SeqCst),
+        2,
+        "no search request overran"
+    );
     for _ in 0..5 {
         let r = tokio::time::timeout(S, http.get(gateway.url("/s/repos/a/b")).send())
             .await
@@ -430,7 +475,11 @@ async fn github_search_exhaustion_does_not_pause_core() {
         .expect("upstream")
         .scheduler()
         .quota();
-    assert_eq!(snapshot.limit, Some(5000), "the upstream shows core, not search");
+    assert_eq!(
+        snapshot.limit,
+        Some(5000),
+        "the upstream shows core, not search"
+    );
 }
 
 /// Requests queued behind a held one hold no body: 50 uploads of 1 MiB whose clients have
@@ -446,7 +495,9 @@ async fn queued_requests_hold_no_body() {
     upstream.wait_for(1).await;
     let mut streams = Vec::new();
     for _ in 0..50 {
-        let mut stream = tokio::net::TcpStream::connect(gateway.proxy).await.expect("connect");
+        let mut stream = tokio::net::TcpStream::connect(gateway.proxy)
+            .await
+            .expect("connect");
         stream
             .write_all(b"PUT /s/blob HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
             .await
@@ -468,7 +519,11 @@ async fn queued_requests_hold_no_body() {
 async fn links_to_the_supplier_are_rewritten_to_the_prefix() {
     let (url, _) = supplier().await;
     let gateway = Gateway::start(vec![upstream_config("s", "/s", &url)]).await;
-    let r = client().get(gateway.url("/s/page")).send().await.expect("send");
+    let r = client()
+        .get(gateway.url("/s/page"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 302);
     assert_eq!(r.headers()["location"], "/s/page?cursor=2");
     assert_eq!(
@@ -479,6 +534,13 @@ async fn links_to_the_supplier_are_rewritten_to_the_prefix() {
     let mut config = upstream_config("s", "/s", &url);
     config.rewrite_links = false;
     let plain = Gateway::start(vec![config]).await;
-    let r = client().get(plain.url("/s/page")).send().await.expect("send");
-    assert_eq!(r.headers()["location"], format!("{url}/page?cursor=2").as_str());
+    let r = client()
+        .get(plain.url("/s/page"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.headers()["location"],
+        format!("{url}/page?cursor=2").as_str()
+    );
 }

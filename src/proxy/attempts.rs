@@ -324,7 +324,9 @@ pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
 /// The error for a request the scheduler turned away, counted by reason.
 fn rejection(upstream: &Upstream, rejected: Rejected) -> ProxyError {
     let (error, reason) = match rejected {
-        Rejected::QueueFull { retry_after } => (ProxyError::QueueFull { retry_after }, "queue_full"),
+        Rejected::QueueFull { retry_after } => {
+            (ProxyError::QueueFull { retry_after }, "queue_full")
+        }
         Rejected::QueueTimeout { retry_after } => {
             (ProxyError::QueueTimeout { retry_after }, "queue_timeout")
         }

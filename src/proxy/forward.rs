@@ -21,7 +21,10 @@ pub struct Failed {
 
 /// Sends `request` (its URI already pointing at the upstream) and returns the response as
 /// soon as its headers arrive; the body streams afterwards.
-pub async fn send(upstream: &Upstream, request: Request<Body>) -> Result<Response<Incoming>, Failed> {
+pub async fn send(
+    upstream: &Upstream,
+    request: Request<Body>,
+) -> Result<Response<Incoming>, Failed> {
     let timeout = upstream.config().timeout;
     match tokio::time::timeout(timeout, upstream.client().request(request)).await {
         Err(_elapsed) => Err(Failed {

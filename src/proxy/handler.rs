@@ -91,7 +91,8 @@ impl Proxy {
 
         // A panic on the request path is a bug; the client still gets an answer (500), and
         // it is counted, rather than a dropped connection.
-        let forwarded = std::panic::AssertUnwindSafe(self.forward(peer, request, &request_id, started));
+        let forwarded =
+            std::panic::AssertUnwindSafe(self.forward(peer, request, &request_id, started));
         let outcome = match futures_util::FutureExt::catch_unwind(forwarded).await {
             Ok(outcome) => outcome,
             Err(_panic) => {

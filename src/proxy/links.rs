@@ -92,8 +92,16 @@ mod tests {
     fn urls_under_the_base_move_to_the_prefix() {
         let base = "https://api.supplier.example/v2";
         let cases = [
-            ("https://api.supplier.example/v2/items?page=2", "/a", Some("/a/items?page=2")),
-            ("HTTPS://API.supplier.example/v2/items", "/a", Some("/a/items")),
+            (
+                "https://api.supplier.example/v2/items?page=2",
+                "/a",
+                Some("/a/items?page=2"),
+            ),
+            (
+                "HTTPS://API.supplier.example/v2/items",
+                "/a",
+                Some("/a/items"),
+            ),
             ("https://api.supplier.example/v2", "/a", Some("/a/")),
             ("https://api.supplier.example/v2?x=1", "/a", Some("/a/?x=1")),
             ("https://api.supplier.example/v2/items", "/", Some("/items")),
@@ -116,7 +124,10 @@ mod tests {
                 "<http://s.example/p?c=2>; rel=\"next\", <http://x.example/p>; rel=\"alt\"",
             ),
         );
-        headers.append(LINK, HeaderValue::from_static("<http://s.example/last>; rel=last"));
+        headers.append(
+            LINK,
+            HeaderValue::from_static("<http://s.example/last>; rel=last"),
+        );
         headers.insert(LOCATION, HeaderValue::from_static("http://s.example/p?c=2"));
         rewrite(&mut headers, "http://s.example", "/s");
         let links: Vec<_> = headers.get_all(LINK).iter().collect();

@@ -188,9 +188,7 @@ impl QuotaState {
     ) -> Option<Instant> {
         let target = self.target_of(key, route, observation);
         if target == *key {
-            return self
-                .tracker(key)
-                .observe(sent_at, now, status, observation);
+            return self.tracker(key).observe(sent_at, now, status, observation);
         }
         if let Some(tracker) = self.peek(key) {
             tracker.release();
@@ -381,7 +379,11 @@ mod tests {
             StatusCode::OK,
             Some(&github("search", 30, 29, 60 * S)),
         );
-        assert_eq!(q.snapshot(now).limit, None, "search does not set the own quota");
+        assert_eq!(
+            q.snapshot(now).limit,
+            None,
+            "search does not set the own quota"
+        );
         assert_eq!(q.snapshot(now).in_flight, 0);
         let key = q.key_for(core);
         q.try_reserve(&key, now).expect("core");

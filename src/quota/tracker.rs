@@ -210,7 +210,9 @@ impl Tracker {
                         w / u32::try_from(self.limit.unwrap_or(1).max(1)).unwrap_or(u32::MAX)
                     });
                     let at = *self.probe_at.get_or_insert_with(|| {
-                        self.expected_reset.take().unwrap_or_else(|| later(now, poll))
+                        self.expected_reset
+                            .take()
+                            .unwrap_or_else(|| later(now, poll))
                     });
                     if now < at {
                         return Err(Wait::Until(at));

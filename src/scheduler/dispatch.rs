@@ -100,7 +100,7 @@ pub(crate) struct Shared {
     slots: Arc<Semaphore>,
     config: SchedulerConfig,
     /// Counts the dispatcher's restarts after a panic (`headroom_internal_errors_total`).
-    internal_errors: prometheus::IntCounter,
+    pub(super) internal_errors: prometheus::IntCounter,
     /// Test hook: the dispatcher panics at its next grant attempt.
     #[cfg(test)]
     pub(super) panic_next: std::sync::atomic::AtomicBool,
@@ -109,7 +109,7 @@ pub(crate) struct Shared {
 /// A per-upstream scheduler. Dropping it stops its dispatcher.
 #[derive(Debug)]
 pub struct Scheduler {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     dispatcher: tokio::task::JoinHandle<()>,
 }
 

@@ -74,8 +74,7 @@ async fn a_60_second_window_holds_the_next_request_until_it_resets() {
         grant
             .into_parts()
             .0
-            
-.complete("", StatusCode::OK, Some(&window(3, remaining, 60 * S)));
+            .complete("", StatusCode::OK, Some(&window(3, remaining, 60 * S)));
     }
     let started = Instant::now();
     let waiting = tokio::spawn(async move {
@@ -106,8 +105,7 @@ async fn a_one_hour_retry_after_pauses_the_upstream_or_answers_at_once() {
     let until = grant
         .into_parts()
         .0
-        
-.complete("", StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        .complete("", StatusCode::TOO_MANY_REQUESTS, Some(&obs));
     assert_eq!(until, Some(Instant::now() + 3600 * S));
 
     // A request whose deadline is within the hour is answered at once, with the real wait.
@@ -154,8 +152,7 @@ async fn queued_requests_that_cannot_make_it_are_answered_when_the_pause_starts(
     first
         .into_parts()
         .0
-        
-.complete("", StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        .complete("", StatusCode::TOO_MANY_REQUESTS, Some(&obs));
     settle().await;
     let rejected = queued.await.expect("join");
     assert_eq!(
@@ -230,7 +227,10 @@ async fn high_goes_first_and_fifo_holds_within_a_class() {
         let s = s.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let grant = s.acquire(priority, Ask::default(), deadline).await.expect("granted");
+            let grant = s
+                .acquire(priority, Ask::default(), deadline)
+                .await
+                .expect("granted");
             tx.send(name).expect("send");
             drop(grant);
         });
@@ -262,8 +262,7 @@ async fn the_static_limit_applies_on_top() {
         grant
             .into_parts()
             .0
-            
-.complete("", StatusCode::OK, Some(&window(1000, 999, 60 * S)));
+            .complete("", StatusCode::OK, Some(&window(1000, 999, 60 * S)));
     }
     assert_eq!(waits, [Duration::ZERO, Duration::ZERO, 5 * S, 5 * S]);
 }
@@ -283,8 +282,7 @@ async fn partitions_have_their_own_quota() {
     grant
         .into_parts()
         .0
-        
-.complete("", StatusCode::OK, Some(&window(1, 0, 30 * S)));
+        .complete("", StatusCode::OK, Some(&window(1, 0, 30 * S)));
     // key-a is spent for 30 s; key-b is not.
     let b = s
         .acquire(
@@ -299,4 +297,137 @@ async fn partitions_have_their_own_quota() {
     assert!(b.is_ok());
     let a_again = s.acquire(Priority::Normal, a, Instant::now() + S).await;
     assert!(matches!(a_again, Err(Rejected::QueueTimeout { .. })));
+}
+
+/// The dispatcher panics (a bug): it is restarted with its queue intact and counted; the
+/// queued request is still served.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_dispatcher_is_restarted_with_its_queue() {
+    let s = scheduler(1, 100, 60 * S, 30 * S);
+    let deadline = Instant::now() + 60 * S;
+    let first = s
+        .acquire(Priority::Normal, Ask::default(), deadline)
+        .await
+        .expect("granted");
+    s.shared
+        .panic_next
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let shared = std::sync::Arc::clone(&s.shared);
+    let s = std::sync::Arc::new(s);
+    let waiting = tokio::spawn({
+        let s = std::sync::Arc::clone(&s);
+        async move {
+            s.acquire(Priority::Normal, Ask::default(), deadline)
+                .await
+                .map(|g| g.queue_wait)
+        }
+    });
+    settle().await;
+    // The slot comes back: the dispatcher wakes, panics, is restarted and grants.
+    drop(first);
+    settle().await;
+    advance(S).await;
+    settle().await;
+    let granted = waiting.await.expect("join");
+    assert!(granted.is_ok(), "{granted:?}");
+    assert_eq!(shared.internal_errors.get(), 1, "the panic was counted");
+    assert_eq!(s.queue_depth(), 0);
+}
+
+/// Whatever quota facts the parser lets through (extreme counts, zero and maximal waits,
+/// buckets over their size), the scheduler never panics and never holds a request longer
+/// than the caps: `retry.max_delay` for pauses and buckets, the parser's `max_wait` for an
+/// announced window reset.
+mod extremes {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::quota::observation::LeakyBucket;
+
+    fn extreme_u64() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            Just(0),
+            Just(1),
+            Just(u64::MAX),
+            Just(u64::MAX - 1),
+            any::<u64>()
+        ]
+    }
+
+    fn extreme_duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            Just(Duration::ZERO),
+            Just(Duration::from_nanos(1)),
+            Just(Duration::from_secs(2 * 24 * 3600)),
+            (0u64..=2 * 24 * 3600 * 1000).prop_map(Duration::from_millis),
+        ]
+    }
+
+    fn observation() -> impl Strategy<Value = (u16, QuotaObservation)> {
+        (
+            prop_oneof![Just(200u16), Just(429), Just(503), Just(403)],
+            proptest::option::of(extreme_u64()),
+            proptest::option::of(extreme_u64()),
+            proptest::option::of(extreme_duration()),
+            proptest::option::of(extreme_duration()),
+            proptest::option::of(extreme_duration()),
+            proptest::option::of((extreme_u64(), 1u64..=u64::MAX)),
+            any::<bool>(),
+            prop_oneof![
+                Just(Source::Github),
+                Just(Source::Shopify),
+                Just(Source::RetryAfter)
+            ],
+        )
+            .prop_map(
+                |(status, limit, remaining, reset, window, retry, bucket, limited, source)| {
+                    let mut obs = QuotaObservation::new(source);
+                    obs.limit = limit;
+                    obs.remaining = remaining;
+                    obs.reset_after = reset;
+                    obs.window = window;
+                    obs.retry_after = retry.filter(|_| limited);
+                    obs.bucket = bucket.map(|(used, size)| LeakyBucket { used, size });
+                    obs.rate_limited = limited || status == 429;
+                    (status, obs)
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn no_panic_and_no_wait_past_the_caps(answers in proptest::collection::vec(observation(), 1..12)) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let max_delay = 30 * S;
+                let cap = 2 * 24 * 3600 * S;
+                let s = scheduler(4, 100, 3 * cap, max_delay);
+                for (status, obs) in answers {
+                    let started = Instant::now();
+                    let grant = tokio::time::timeout(
+                        cap + S,
+                        s.acquire(Priority::Normal, Ask::default(), started + 3 * cap),
+                    )
+                    .await;
+                    let waited = Instant::now() - started;
+                    prop_assert!(waited <= cap, "waited {waited:?}");
+                    let Ok(Ok(grant)) = grant else {
+                        prop_assert!(false, "no grant within the cap: {grant:?}");
+                        return Ok(());
+                    };
+                    let status = StatusCode::from_u16(status).expect("status");
+                    let (reservation, _slot) = grant.into_parts();
+                    if let Some(until) = reservation.complete("", status, Some(&obs)) {
+                        prop_assert!(until - Instant::now() <= cap);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+    }
 }

@@ -208,7 +208,10 @@ mod tests {
         let mut quota = FixedWindow::new(3, secs(10));
         assert!(quota.admit(secs(100)).allowed);
         quota.set_limit(1);
-        assert!(quota.admit(secs(101)).allowed, "this window keeps its limit");
+        assert!(
+            quota.admit(secs(101)).allowed,
+            "this window keeps its limit"
+        );
         let d = quota.admit(secs(110));
         assert_eq!((d.allowed, d.limit, d.remaining), (true, 1, 0));
         assert!(!quota.admit(secs(111)).allowed);

@@ -28,12 +28,7 @@ fn gh_headers(remaining: &'static str, extra: &[(&'static str, &'static str)]) -
 
 #[test]
 fn github() {
-    let gh = || {
-        want(Github)
-            .limit(5000)
-            .reset(secs(3600))
-            .resource("core")
-    };
+    let gh = || want(Github).limit(5000).reset(secs(3600)).resource("core");
     check(vec![
         case(
             "epoch reset",
@@ -243,7 +238,12 @@ fn discord() {
                 ("X-RateLimit-Reset-After", "soon"),
                 ("X-RateLimit-Bucket", "abcd1234"),
             ],
-            Some(want(Discord).limit(5).reset(ms(64_570)).resource("abcd1234")),
+            Some(
+                want(Discord)
+                    .limit(5)
+                    .reset(ms(64_570))
+                    .resource("abcd1234"),
+            ),
         )
         .warns(&[("x-ratelimit-reset-after", "malformed")]),
         case(
