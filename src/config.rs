@@ -133,7 +133,8 @@ pub struct RetryConfig {
     pub max_attempts: u32,
     /// `base_delay` (default 200ms).
     pub base_delay: Duration,
-    /// `max_delay`: also caps any Retry-After or reset wait (default 30s).
+    /// `max_delay`: also caps any Retry-After pause; an announced window reset is honoured as
+    /// announced, bounded per request by `queue.max_wait` (default 30s).
     pub max_delay: Duration,
     /// `max_body`: request bodies up to this many bytes are buffered so that a retry can
     /// replay them; larger ones (or bodies of unknown length that turn out larger) are

@@ -180,21 +180,19 @@ async fn impatient_clients_do_not_overrun_the_quota() {
         tokio::time::sleep(50 * MS).await;
     }
     let stats = supplier.stats();
+    // Rejections as the quota decided them: a 429 whose connection was dropped during the
+    // simulated latency never reaches the response counters.
+    let rejected: u64 = stats.windows.iter().map(|w| w.rejected).sum();
     eprintln!(
-        "impatient: {} upstream requests, {} 429s, windows {:?}",
+        "impatient: {} upstream requests, {rejected} 429s, windows {:?}",
         stats.requests,
-        stats.rate_limited,
         stats
             .windows
             .iter()
             .map(|w| (w.admitted, w.rejected))
             .collect::<Vec<_>>()
     );
-    assert!(
-        stats.rate_limited <= 2,
-        "{} upstream 429s",
-        stats.rate_limited
-    );
+    assert!(rejected <= 2, "{rejected} upstream 429s");
     assert!(stats.ok >= 5, "the quota was still used: {} ok", stats.ok);
 }
 
@@ -250,11 +248,8 @@ async fn a_tightened_quota_costs_at_most_two_429s() {
             .collect::<Vec<_>>()
     );
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    assert!(
-        stats.rate_limited <= 2,
-        "{} upstream 429s",
-        stats.rate_limited
-    );
+    let rejected: u64 = stats.windows.iter().map(|w| w.rejected).sum();
+    assert!(rejected <= 2, "{rejected} upstream 429s");
 }
 
 /// The breaker opens; its half-open probe's client hangs up while the supplier is slow; the

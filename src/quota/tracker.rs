@@ -150,6 +150,9 @@ pub struct Tracker {
     /// confirmed that limit yet: until one does (or half the window has passed), only a first
     /// wave of half the limit goes. A supplier that tightened its quota costs no burst.
     unconfirmed_since: Option<Instant>,
+    /// How long the last answer took (send to response headers): a supplier slower than half
+    /// its window cannot confirm a new window in time, so no first wave is held back for it.
+    last_rtt: Option<Duration>,
     speaks: Speaks,
     inference: Inference,
 }
@@ -178,6 +181,7 @@ impl Tracker {
             limited_at: None,
             window_announced: false,
             unconfirmed_since: None,
+            last_rtt: None,
             speaks: Speaks::Unknown,
             inference: Inference::default(),
         }
@@ -279,6 +283,7 @@ impl Tracker {
         observation: Option<&QuotaObservation>,
     ) -> Option<Instant> {
         self.release();
+        self.last_rtt = Some(now.saturating_duration_since(sent_at));
         let limited =
             status == StatusCode::TOO_MANY_REQUESTS || observation.is_some_and(|o| o.rate_limited);
         let facts = observation.filter(|o| o.has_quota());
@@ -459,12 +464,17 @@ impl Tracker {
     /// While a rolled window is unconfirmed ([`Tracker::unconfirmed_since`]), what holds a
     /// request back: half the last learned limit goes at once, the rest once an answer of the
     /// new window confirms the limit, or half the window has passed (when its length is
-    /// known), or nothing is in flight any more (then one at a time).
+    /// known), or nothing is in flight any more (then one at a time). A supplier whose answers
+    /// take half the window or more (1 s or more while the window is unknown) cannot confirm
+    /// in time: for it the whole learned limit goes, as before.
     fn first_wave_wait(&mut self, now: Instant) -> Option<Wait> {
         let since = self.unconfirmed_since?;
         let limit = self.limit?;
+        let slow = self.last_rtt.is_some_and(|rtt| {
+            rtt.saturating_mul(2) >= self.window.unwrap_or(UNKNOWN_RESET_POLL * 2)
+        });
         let half_window = self.window.map(|w| later(since, w / 2));
-        if half_window.is_some_and(|at| now >= at) {
+        if slow || half_window.is_some_and(|at| now >= at) {
             self.unconfirmed_since = None;
             return None;
         }

@@ -431,3 +431,41 @@ mod extremes {
         }
     }
 }
+
+/// A queued request held by the upstream's own quota does not hold back a request for
+/// another partition behind it.
+#[tokio::test(start_paused = true)]
+async fn a_held_head_does_not_block_other_partitions() {
+    let s = std::sync::Arc::new(scheduler(8, 100, 60 * S, 30 * S));
+    let deadline = Instant::now() + 60 * S;
+    let grant = s
+        .acquire(Priority::Normal, Ask::default(), deadline)
+        .await
+        .expect("granted");
+    grant
+        .into_parts()
+        .0
+        .complete("", StatusCode::OK, Some(&window(1, 0, 30 * S)));
+    let head = tokio::spawn({
+        let s = std::sync::Arc::clone(&s);
+        async move {
+            s.acquire(Priority::Normal, Ask::default(), deadline)
+                .await
+                .map(|g| g.queue_wait)
+        }
+    });
+    settle().await;
+    assert_eq!(s.queue_depth(), 1, "the head waits for the window");
+    let other = s
+        .acquire(
+            Priority::Normal,
+            Ask {
+                partition: Some("key-b"),
+                route: "",
+            },
+            Instant::now() + S,
+        )
+        .await;
+    assert!(other.is_ok(), "{:?}", other.err());
+    head.abort();
+}

@@ -23,6 +23,9 @@ use super::{Convention, SimArgs};
 pub const STATS_PATH: &str = "/__stats";
 /// `POST`: zeroes the counters (not the quota).
 pub const STATS_RESET_PATH: &str = "/__stats/reset";
+/// `POST /__limit?limit=N`: the quota's limit becomes N from the next window on (a supplier
+/// tightening its quota). Not counted, not rate limited.
+pub const LIMIT_PATH: &str = "/__limit";
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -133,6 +136,9 @@ impl Sim {
         if path == STATS_PATH || path == STATS_RESET_PATH {
             return Outcome::Respond(self.stats_endpoint(req.method(), path));
         }
+        if path == LIMIT_PATH {
+            return Outcome::Respond(self.limit_endpoint(req.method(), req.uri().query()));
+        }
         let (guard, seq) = self.counters.arrive();
         if self.reset_dice.hits(self.reset_rate) {
             self.counters.reset_connection();
@@ -176,6 +182,32 @@ impl Sim {
         }
         self.counters.respond(response.status());
         Outcome::Respond(response.map(|body| body.with_guard(guard)))
+    }
+
+    fn limit_endpoint(&self, method: &Method, query: Option<&str>) -> Response<SimBody> {
+        if method != Method::POST {
+            let mut response = routes::json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({"error": "method_not_allowed", "allow": "POST"}),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        let limit = query
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("limit=")))
+            .and_then(|v| v.parse::<u32>().ok());
+        match limit {
+            Some(limit) => {
+                self.set_limit(limit);
+                routes::json(StatusCode::OK, &json!({"limit_from_next_window": limit}))
+            }
+            None => routes::json(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "bad_request", "message": "POST /__limit?limit=N"}),
+            ),
+        }
     }
 
     fn stats_endpoint(&self, method: &Method, path: &str) -> Response<SimBody> {
@@ -383,6 +415,37 @@ mod tests {
         }
         assert_eq!(received, 200_000);
         assert_eq!(sim.stats().max_in_flight, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limit_endpoint_tightens_the_quota_from_the_next_window() {
+        let sim = sim(
+            SimArgs {
+                limit: 3,
+                window: Duration::from_secs(60),
+                ..SimArgs::default()
+            },
+            1_800_000_000,
+        );
+        assert_eq!(respond(&sim, get("/a")).await.0, StatusCode::OK);
+        let set = Request::post("/__limit?limit=1")
+            .body(Full::new(Bytes::new()))
+            .unwrap_or_default();
+        assert_eq!(respond(&sim, set).await.0, StatusCode::OK);
+        assert_eq!(respond(&sim, get(LIMIT_PATH)).await.0, StatusCode::METHOD_NOT_ALLOWED);
+        let bad = Request::post("/__limit?limit=x")
+            .body(Full::new(Bytes::new()))
+            .unwrap_or_default();
+        assert_eq!(respond(&sim, bad).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(respond(&sim, get("/a")).await.0, StatusCode::OK, "this window: 3");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let (status, headers, _) = respond(&sim, get("/a")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(header(&headers, "x-ratelimit-limit"), "1");
+        assert_eq!(
+            respond(&sim, get("/a")).await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
     }
 
     #[tokio::test(start_paused = true)]
