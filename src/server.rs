@@ -8,6 +8,8 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+
+use crate::proxy::idle::WriteStallGuard;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,6 +31,7 @@ pub struct Gateway {
     proxy_listener: TcpListener,
     admin_listener: TcpListener,
     drain_timeout: Duration,
+    idle_timeout: Duration,
     max_header_bytes: usize,
 }
 
@@ -55,6 +58,7 @@ impl Gateway {
             proxy_listener,
             admin_listener,
             drain_timeout: config.server.drain_timeout,
+            idle_timeout: config.server.idle_timeout,
             max_header_bytes: config.server.max_header_bytes,
         })
     }
@@ -108,6 +112,7 @@ impl Gateway {
             self.max_header_bytes,
             stop_rx,
             self.drain_timeout,
+            self.idle_timeout,
         );
         let proxy = tokio::spawn(proxy);
 
@@ -145,6 +150,7 @@ async fn serve_proxy(
     max_header_bytes: usize,
     mut stop: watch::Receiver<bool>,
     drain_timeout: Duration,
+    idle_timeout: Duration,
 ) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -173,6 +179,7 @@ async fn serve_proxy(
             let proxy = Arc::clone(&proxy);
             async move { Ok::<_, std::convert::Infallible>(proxy.handle(peer, request).await) }
         });
+        let stream = WriteStallGuard::new(stream, idle_timeout);
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(err) = connection.await {

@@ -428,3 +428,36 @@ fn build_client(
         .pool_max_idle_per_host(config.max_concurrency.max(1) * 2)
         .build(connector))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UpstreamConfig;
+
+    /// A half-open probe whose request never went out (it left the queue, its client hung
+    /// up) gives its place back when dropped: the next request probes.
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_probe_gives_its_place_back() {
+        let url = url::Url::parse("http://127.0.0.1:9").expect("url");
+        let mut config = UpstreamConfig::with_defaults("s", "/s", url);
+        config.breaker.failure_threshold = 1;
+        config.breaker.open_for = Duration::from_secs(1);
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let upstream =
+            Arc::new(Upstream::new(config, &RootCertStore::empty(), metrics).expect("upstream"));
+        upstream
+            .breaker_admit()
+            .expect("closed")
+            .record(Outcome::Failure);
+        assert!(upstream.breaker_admit().is_err(), "open");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let probe = upstream.breaker_admit().expect("half-open: a probe");
+        assert!(probe.is_probe());
+        assert!(upstream.breaker_admit().is_err(), "one probe at a time");
+        drop(probe);
+        let next = upstream.breaker_admit().expect("the place came back");
+        assert!(next.is_probe());
+        next.record(Outcome::Success);
+        assert_eq!(upstream.breaker_state(), BreakerState::Closed);
+    }
+}

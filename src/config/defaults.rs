@@ -16,6 +16,8 @@ pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALH
 pub const ADMIN_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
 /// `server.drain_timeout`
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// `server.idle_timeout`
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `server.max_request_body`: 4 GiB.
 pub const MAX_REQUEST_BODY: u64 = 4 * 1024 * 1024 * 1024;
 /// `server.max_header_bytes`: 64 KiB.
@@ -79,6 +81,7 @@ impl Default for ServerConfig {
             listen: LISTEN,
             admin_listen: ADMIN_LISTEN,
             drain_timeout: DRAIN_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
             max_request_body: MAX_REQUEST_BODY,
             max_header_bytes: MAX_HEADER_BYTES,
         }

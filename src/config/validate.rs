@@ -191,6 +191,11 @@ impl Checker<'_, '_, '_> {
                 &raw.drain_timeout,
                 default.drain_timeout,
             ),
+            idle_timeout: self.duration(
+                "server.idle_timeout",
+                &raw.idle_timeout,
+                default.idle_timeout,
+            ),
             max_request_body: self.int(
                 "server.max_request_body",
                 &raw.max_request_body,

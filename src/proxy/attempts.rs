@@ -121,20 +121,33 @@ enum Sent {
     ClientFault(ProxyError),
 }
 
-/// Sends one attempt and settles its breaker admission and quota reservation. It runs as
-/// its own task: when the client leaves mid-attempt, the attempt still finishes (bounded by
-/// `timeout`), so the supplier's answer teaches the quota and the breaker as if the client
-/// had stayed; the response is then dropped.
-async fn attempt(
+/// One attempt, with everything it holds.
+struct Attempt {
     upstream: Arc<Upstream>,
     admitted: Admitted,
-    mut reservation: Reservation,
+    reservation: Reservation,
     slot: OwnedSemaphorePermit,
     request: Request<Body>,
     route: String,
     progress: Arc<BodyProgress>,
     queue_wait: Duration,
-) -> Sent {
+}
+
+/// Sends one attempt and settles its breaker admission and quota reservation. It runs as
+/// its own task: when the client leaves mid-attempt, the attempt still finishes (bounded by
+/// `timeout`), so the supplier's answer teaches the quota and the breaker as if the client
+/// had stayed; the response is then dropped.
+async fn attempt(attempt: Attempt) -> Sent {
+    let Attempt {
+        upstream,
+        admitted,
+        mut reservation,
+        slot,
+        request,
+        route,
+        progress,
+        queue_wait,
+    } = attempt;
     reservation.mark_sent();
     let sent = forward::send(&upstream, request).await;
     upstream.note_attempt(sent.as_ref().ok().map(|r| r.status()), queue_wait);
@@ -228,16 +241,16 @@ pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
         let may_retry = safe && body.replayable() && attempted.attempts < retry.max_attempts;
         let request = Request::from_parts(plan.parts.clone(), body.take());
 
-        let task = tokio::spawn(attempt(
-            Arc::clone(upstream),
+        let task = tokio::spawn(attempt(Attempt {
+            upstream: Arc::clone(upstream),
             admitted,
             reservation,
             slot,
             request,
-            plan.route.clone(),
-            Arc::clone(&plan.progress),
+            route: plan.route.clone(),
+            progress: Arc::clone(&plan.progress),
             queue_wait,
-        ));
+        }));
         let sent = match task.await {
             Ok(sent) => sent,
             Err(_panicked) => {

@@ -18,6 +18,7 @@ use crate::proxy::access_log::AccessLog;
 use crate::proxy::attempts::{self, PendingBody, Plan};
 use crate::proxy::body::{BodyProgress, LimitedBody, ObservedBody};
 use crate::proxy::headers::{self, HEADROOM_ATTEMPTS, HEADROOM_QUEUE_MS, X_REQUEST_ID};
+use crate::proxy::idle::IdleBody;
 use crate::proxy::links;
 use crate::proxy::Router;
 use crate::quota::state::route_of;
@@ -37,6 +38,7 @@ pub struct Proxy {
     router: Router,
     max_request_body: u64,
     max_header_bytes: usize,
+    idle_timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -68,6 +70,7 @@ impl Proxy {
             router,
             max_request_body: server.max_request_body,
             max_header_bytes: server.max_header_bytes,
+            idle_timeout: server.idle_timeout,
             metrics,
         }
     }
@@ -133,6 +136,7 @@ impl Proxy {
                     }
                 }
                 log.status = parts.status.as_u16();
+                let body = IdleBody::new(body, self.idle_timeout);
                 Response::from_parts(parts, Body::new(ObservedBody::new(body, log)))
             }
             Err(error) => {

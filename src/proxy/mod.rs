@@ -6,6 +6,7 @@ pub mod body;
 pub mod forward;
 pub mod handler;
 pub mod headers;
+pub mod idle;
 pub mod links;
 pub mod replay;
 pub mod router;

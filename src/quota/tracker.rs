@@ -731,7 +731,7 @@ mod tests {
         let mut t = tracker();
         send(&mut t, t0);
         t.observe(t0, t0, StatusCode::OK, Some(&headers(20, 1, 2 * S, None)));
-        send(&mut t, t0 + S);
+        send(&mut t, t0 + 1500 * MS);
         // The window resets at t0 + 2 s: the full quota is back, but until an answer of the
         // new window confirms the limit only a first wave of half of it goes (the request
         // still in flight holds one unit of it until it answers).
@@ -740,11 +740,11 @@ mod tests {
             send(&mut t, t0 + 2 * S);
         }
         assert_eq!(t.check(t0 + 2 * S), Err(Wait::Response), "first wave out");
-        // The request sent at t0 + 1 s answers late, from the old window: its "0 left" is
+        // The request sent at t0 + 1.5 s answers late, from the old window: its "0 left" is
         // ignored (it neither spends the new window nor confirms it), and its unit comes back.
         let late = t0 + 2 * S + 10 * MS;
         t.observe(
-            t0 + S,
+            t0 + 1500 * MS,
             late,
             StatusCode::OK,
             Some(&headers(20, 0, Duration::ZERO, None)),
@@ -805,6 +805,25 @@ mod tests {
         }
         assert_eq!(t.check(third), Err(Wait::Until(third + S)));
         assert_eq!(t.check(third + S), Ok(()));
+    }
+
+    #[test]
+    fn a_supplier_slower_than_half_its_window_gets_no_first_wave() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        // Its answer took 1.5 s of a 2 s window: no answer can confirm a new window in time.
+        t.observe(
+            t0,
+            t0 + 1500 * MS,
+            StatusCode::OK,
+            Some(&headers(20, 0, 500 * MS, Some(2 * S))),
+        );
+        let next = t0 + 2 * S;
+        for _ in 0..20 {
+            send(&mut t, next);
+        }
+        assert!(t.check(next).is_err(), "the whole learned limit, no more");
     }
 
     #[test]

@@ -432,12 +432,19 @@ mod tests {
             .body(Full::new(Bytes::new()))
             .unwrap_or_default();
         assert_eq!(respond(&sim, set).await.0, StatusCode::OK);
-        assert_eq!(respond(&sim, get(LIMIT_PATH)).await.0, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            respond(&sim, get(LIMIT_PATH)).await.0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
         let bad = Request::post("/__limit?limit=x")
             .body(Full::new(Bytes::new()))
             .unwrap_or_default();
         assert_eq!(respond(&sim, bad).await.0, StatusCode::BAD_REQUEST);
-        assert_eq!(respond(&sim, get("/a")).await.0, StatusCode::OK, "this window: 3");
+        assert_eq!(
+            respond(&sim, get("/a")).await.0,
+            StatusCode::OK,
+            "this window: 3"
+        );
         tokio::time::advance(Duration::from_secs(60)).await;
         let (status, headers, _) = respond(&sim, get("/a")).await;
         assert_eq!(status, StatusCode::OK);

@@ -1,0 +1,237 @@
+//! Idle timeouts for what a request holds while its response streams (`server.idle_timeout`):
+//! a client that stops reading, and a supplier that stops sending mid-body, must not hold a
+//! concurrency slot (and a quota unit's worth of capacity) forever.
+//!
+//! hyper 1.x has a timeout for reading a request head but none for writing a response, so
+//! both are written here: a timer armed while the other side makes no progress, polled with
+//! the same waker, so it fires even when nothing else wakes the task.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::proxy::body::BoxError;
+
+/// A timer that is armed while the other side makes no progress.
+#[derive(Debug)]
+struct Stall {
+    limit: Duration,
+    sleep: Pin<Box<Sleep>>,
+    armed: bool,
+}
+
+impl Stall {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            armed: false,
+        }
+    }
+
+    /// Progress was made: disarm.
+    fn progress(&mut self) {
+        self.armed = false;
+    }
+
+    /// No progress: arm (the first time) and tell whether the limit has passed.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.armed {
+            self.armed = true;
+            self.sleep.as_mut().reset(Instant::now() + self.limit);
+        }
+        self.sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// A client connection whose writes fail with `TimedOut` once the client has accepted no
+/// byte for `limit` (it stopped reading): hyper then closes the connection and drops the
+/// response, which gives its slot back.
+#[derive(Debug)]
+pub struct WriteStallGuard<IO> {
+    inner: IO,
+    stall: Stall,
+}
+
+impl<IO> WriteStallGuard<IO> {
+    /// Wraps `inner`.
+    pub fn new(inner: IO, limit: Duration) -> Self {
+        Self {
+            inner,
+            stall: Stall::new(limit),
+        }
+    }
+
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Pending if self.stall.stalled(cx) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client accepted nothing for server.idle_timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+            ready => {
+                self.stall.progress();
+                ready
+            }
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for WriteStallGuard<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(cx, polled)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The supplier stopped sending its response body for `server.idle_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the supplier sent nothing for {}", humantime::format_duration(*.0))]
+pub struct BodyStalled(pub Duration);
+
+/// A response body that fails once the supplier has sent nothing for `limit` (the client then
+/// sees a cut response, and the slot comes back).
+#[derive(Debug)]
+pub struct IdleBody<B> {
+    inner: B,
+    stall: Stall,
+}
+
+impl<B> IdleBody<B> {
+    /// Wraps `inner`.
+    pub fn new(inner: B, limit: Duration) -> Self {
+        Self {
+            inner,
+            stall: Stall::new(limit),
+        }
+    }
+}
+
+impl<B> Body for IdleBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending => {
+                if self.stall.stalled(cx) {
+                    let limit = self.stall.limit;
+                    return Poll::Ready(Some(Err(Box::new(BodyStalled(limit)))));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(frame) => {
+                self.stall.progress();
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use http_body_util::{BodyExt, StreamBody};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_fails_after_the_limit_and_a_trickle_does_not() {
+        // Two frames, then nothing ever again.
+        let frames = futures_util::stream::iter([
+            Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(b"a"))),
+            Ok(Frame::data(Bytes::from_static(b"b"))),
+        ])
+        .chain(futures_util::stream::pending());
+        let mut body = IdleBody::new(StreamBody::new(frames), Duration::from_secs(5));
+        let started = Instant::now();
+        assert!(body.frame().await.is_some());
+        assert!(body.frame().await.is_some());
+        let err = body.frame().await.expect("a frame").expect_err("stalled");
+        assert!(err.is::<BodyStalled>());
+        assert_eq!(Instant::now() - started, Duration::from_secs(5));
+
+        // One frame every 4 s never trips a 5 s limit.
+        let trickle = futures_util::stream::unfold(0, |n| async move {
+            (n < 3).then_some(())?;
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            Some((
+                Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(b"x"))),
+                n + 1,
+            ))
+        });
+        let body = IdleBody::new(StreamBody::new(Box::pin(trickle)), Duration::from_secs(5));
+        assert_eq!(body.collect().await.expect("whole").to_bytes(), "xxx");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_times_out_the_write() {
+        use tokio::io::AsyncWriteExt;
+        // A pipe whose reader never reads: writes block once its buffer is full.
+        let (writer, _reader) = tokio::io::duplex(64);
+        let mut guarded = WriteStallGuard::new(writer, Duration::from_secs(5));
+        let err = guarded.write_all(&[0u8; 1024]).await.expect_err("stalled");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+}
