@@ -138,6 +138,15 @@ pub struct Tracker {
     guessed_reset: Option<Instant>,
     /// Whether `reset_at` was announced by the supplier (a 429's wait), not inferred.
     reset_announced: bool,
+    /// Whether `reset_at` is only the end of a backoff pause (a 429 that said nothing): no
+    /// window boundary, so no later reset is predicted from it.
+    reset_is_backoff: bool,
+    /// Whether `rolled_at` was a real window boundary (not the end of a backoff pause), so
+    /// the distance to the next announced reset measures the window.
+    rolled_at_boundary: bool,
+    /// The longest time to a reset any answer announced: a learned window is never longer
+    /// (answers, not pauses between them, say how long windows are).
+    longest_announced: Duration,
     paused_until: Option<Instant>,
     consecutive_limited: u32,
     /// When the last 429 that raised the backoff level arrived: 429s to requests sent before
@@ -176,6 +185,9 @@ impl Tracker {
             expected_reset: None,
             guessed_reset: None,
             reset_announced: false,
+            reset_is_backoff: false,
+            rolled_at_boundary: false,
+            longest_announced: Duration::ZERO,
             paused_until: None,
             consecutive_limited: 0,
             limited_at: None,
@@ -210,9 +222,14 @@ impl Tracker {
                 None if self.in_flight > 0 => Err(Wait::Response),
                 // Spent, and nothing says when it comes back: one probe request after a while.
                 None => {
-                    let poll = self.window.map_or(UNKNOWN_RESET_POLL, |w| {
-                        w / u32::try_from(self.limit.unwrap_or(1).max(1)).unwrap_or(u32::MAX)
-                    });
+                    // At most `retry.max_delay`: a long window with an unknown reset must not
+                    // hold the quota for a whole window on a guess.
+                    let poll = self
+                        .window
+                        .map_or(UNKNOWN_RESET_POLL, |w| {
+                            w / u32::try_from(self.limit.unwrap_or(1).max(1)).unwrap_or(u32::MAX)
+                        })
+                        .min(self.config.max_delay.max(UNKNOWN_RESET_POLL));
                     let at = *self.probe_at.get_or_insert_with(|| {
                         self.expected_reset
                             .take()
@@ -365,6 +382,7 @@ impl Tracker {
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
         if self.reset_at.is_none_or(|reset| reset < until) && announced.is_none() {
             self.reset_at = Some(until);
+            self.reset_is_backoff = true;
         }
         self.paused_until
     }
@@ -432,11 +450,17 @@ impl Tracker {
             return;
         }
         self.rolled_at = Some(reset);
-        let next = self.window.filter(|w| !w.is_zero()).map(|window| {
-            let behind = (now - reset).as_nanos() / window.as_nanos();
-            let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
-            later(reset, window.saturating_mul(steps))
-        });
+        let predict = !std::mem::take(&mut self.reset_is_backoff);
+        self.rolled_at_boundary = predict;
+        // The next boundary after `now`, however many windows passed idle.
+        let next = self
+            .window
+            .filter(|w| !w.is_zero() && predict)
+            .map(|window| {
+                let into = (now - reset).as_nanos() % window.as_nanos();
+                let left = u64::try_from(window.as_nanos() - into).unwrap_or(u64::MAX);
+                later(now, Duration::from_nanos(left))
+            });
         if self.speaks == Speaks::Silent {
             // An inferred window is only a guess: one probe first, the rest once it is in.
             self.remaining = Some(0);
@@ -453,7 +477,9 @@ impl Tracker {
                 successes: 0,
             };
         } else {
-            self.remaining = self.limit;
+            // A new window allows at least one request, even on an announced limit of 0: its
+            // answer tells the truth, and no request waits for more than one window.
+            self.remaining = self.limit.map(|limit| limit.max(1));
             self.reset_at = next;
             if self.bucket.is_none() && self.limit.is_some() {
                 self.unconfirmed_since = Some(reset);
@@ -500,17 +526,22 @@ impl Tracker {
             self.window = Some(window);
             self.window_announced = true;
         }
+        if let Some(after) = obs.reset_after {
+            self.longest_announced = self.longest_announced.max(after);
+        }
         let observed_reset = obs.reset_after.map(|after| later(now, after));
         let same_window = match (observed_reset, self.reset_at) {
             (Some(observed), Some(current)) => observed <= later(current, self.slack()),
             _ => false,
         };
-        if !same_window && !self.window_announced {
+        if !same_window && !self.window_announced && self.rolled_at_boundary {
             // Unannounced window length (GitHub, Discord): the distance from the last reset
             // rolled past to the next one announced; the shortest seen, since idle windows
             // in between make it a multiple of the real one.
             if let (Some(observed), Some(rolled)) = (observed_reset, self.rolled_at) {
-                let distance = observed.saturating_duration_since(rolled);
+                let distance = observed
+                    .saturating_duration_since(rolled)
+                    .min(self.longest_announced);
                 if distance >= self.slack() {
                     self.window = Some(self.window.map_or(distance, |w| w.min(distance)));
                 }
@@ -522,6 +553,7 @@ impl Tracker {
             }
             if let (Some(observed), Some(current)) = (observed_reset, self.reset_at) {
                 self.reset_at = Some(current.min(observed));
+                self.reset_is_backoff = false;
             }
         } else {
             if let Some(remaining) = obs.remaining {
@@ -529,6 +561,7 @@ impl Tracker {
             }
             if observed_reset.is_some() {
                 self.reset_at = observed_reset;
+                self.reset_is_backoff = false;
             }
         }
         if let Some(level) = obs.bucket {

@@ -49,6 +49,12 @@ pub struct SchedulerConfig {
     pub max_wait: Duration,
 }
 
+/// Pause before restarting a dispatcher that panicked.
+const RESTART_PAUSE: Duration = Duration::from_millis(100);
+
+/// Shortest sleep of the dispatcher when the quota says "not yet".
+const MIN_RECHECK: Duration = Duration::from_millis(1);
+
 const QUEUED: u8 = 0;
 const TAKEN: u8 = 1;
 const LEFT: u8 = 2;
@@ -436,9 +442,13 @@ async fn supervise(shared: Arc<Shared>) {
                     "the scheduler's dispatcher panicked (a bug); restarted with its queue intact"
                 );
                 // A panic while the lock was held may have left a stale waiting count: recount.
-                let mut state = shared.lock();
-                state.queue.retain(|e| e.slot.is_waiting());
-                state.waiting = state.queue.len();
+                {
+                    let mut state = shared.lock();
+                    state.queue.retain(|e| e.slot.is_waiting());
+                    state.waiting = state.queue.len();
+                }
+                // A bug that panics at once again must not spin a core.
+                tokio::time::sleep(RESTART_PAUSE).await;
             }
             Ok(()) | Err(_) => return,
         }
@@ -466,6 +476,9 @@ async fn dispatch(shared: Arc<Shared>) {
         match blocked {
             None => {}
             Some(Wait::Until(until)) => {
+                // Never look again sooner than 1 ms: a wait that rounds to "now" (a bucket
+                // a nanosecond from room) must not spin the dispatcher.
+                let until = until.max(Instant::now() + MIN_RECHECK);
                 tokio::select! {
                     () = tokio::time::sleep_until(until) => {}
                     () = shared.wake.notified() => {}

@@ -336,8 +336,8 @@ async fn a_panicking_dispatcher_is_restarted_with_its_queue() {
 
 /// Whatever quota facts the parser lets through (extreme counts, zero and maximal waits,
 /// buckets over their size), the scheduler never panics and never holds a request longer
-/// than the caps: `retry.max_delay` for pauses and buckets, the parser's `max_wait` for an
-/// announced window reset.
+/// than the caps: the parser's `max_wait` (two days) for an announced window reset, plus
+/// `retry.max_delay` for a pause or a bucket's drain.
 mod extremes {
     use proptest::prelude::*;
 
@@ -395,7 +395,7 @@ mod extremes {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
         fn no_panic_and_no_wait_past_the_caps(answers in proptest::collection::vec(observation(), 1..12)) {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -405,7 +405,10 @@ mod extremes {
                 .expect("runtime");
             runtime.block_on(async move {
                 let max_delay = 30 * S;
-                let cap = 2 * 24 * 3600 * S;
+                // The longest announced reset the parser lets through (two days), plus at most
+                // `retry.max_delay` (a pause, or a poll when a window rolled to "none left" and
+                // nothing says when it resets).
+                let cap = 2 * 24 * 3600 * S + max_delay;
                 let s = scheduler(4, 100, 3 * cap, max_delay);
                 for (status, obs) in answers {
                     let started = Instant::now();
