@@ -145,7 +145,7 @@ pub struct Tracker {
     /// the distance to the next announced reset measures the window.
     rolled_at_boundary: bool,
     /// The longest time to a reset any answer announced: a learned window is never longer
-    /// (answers, not pauses between them, say how long windows are).
+    /// (beyond rounding); answers, not pauses between them, say how long windows are.
     longest_announced: Duration,
     paused_until: Option<Instant>,
     consecutive_limited: u32,
@@ -539,10 +539,11 @@ impl Tracker {
             // rolled past to the next one announced; the shortest seen, since idle windows
             // in between make it a multiple of the real one.
             if let (Some(observed), Some(rolled)) = (observed_reset, self.rolled_at) {
-                let distance = observed
-                    .saturating_duration_since(rolled)
-                    .min(self.longest_announced);
-                if distance >= self.slack() {
+                let distance = observed.saturating_duration_since(rolled);
+                // A window longer than any time-to-reset ever announced (beyond rounding)
+                // contradicts the answers: learn nothing from it.
+                let plausible = distance <= self.longest_announced.saturating_add(STALE_SLACK);
+                if distance >= self.slack() && plausible {
                     self.window = Some(self.window.map_or(distance, |w| w.min(distance)));
                 }
             }
