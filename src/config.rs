@@ -38,9 +38,9 @@ pub struct ServerConfig {
     pub admin_listen: SocketAddr,
     /// `drain_timeout`: on SIGTERM/SIGINT, how long in-flight requests may take (default 30s).
     pub drain_timeout: Duration,
-    /// `idle_timeout`: while a response streams, how long the client may accept nothing (it
-    /// stopped reading) or the supplier may send nothing, before the connection or the body is
-    /// cut and its slot freed (default 60s).
+    /// `idle_timeout`: how long a body may stall (a client sending its request body, a client
+    /// reading its response, a supplier sending its response) before it is cut and its slot
+    /// freed (default 60s).
     pub idle_timeout: Duration,
     /// `max_request_body`: largest request body accepted, in bytes (default 4 GiB); beyond: 413.
     pub max_request_body: u64,

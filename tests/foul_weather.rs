@@ -673,3 +673,40 @@ async fn a_queued_post_whose_client_left_is_never_sent() {
         assert_eq!(posts, 0, "{size}-byte POST of a client that left was sent");
     }
 }
+
+/// A client that stops sending its body once its request holds a slot is answered
+/// `408 request_timeout` after `server.idle_timeout`, and the slot serves the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_sending_its_body_is_cut_after_the_idle_timeout() {
+    let upstream = Upstream::start().await;
+    let mut config = upstream_config("s", "/s", &upstream.url());
+    config.max_concurrency = 1;
+    let mut server = support::server_config();
+    server.idle_timeout = 300 * MS;
+    let gateway = Gateway::start_with(server, vec![config]).await;
+    let mut stream = tokio::net::TcpStream::connect(gateway.proxy)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"PUT /s/blob HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\nxyz")
+        .await
+        .expect("write");
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(5 * S, stream.read(&mut answer))
+        .await
+        .expect("answered")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    let ok = client()
+        .get(gateway.url("/s/next"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ok.status(), 200);
+    assert!(
+        upstream.seen().iter().all(|s| s.method != "PUT"),
+        "the cut PUT never reached the supplier"
+    );
+}

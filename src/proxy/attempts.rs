@@ -74,6 +74,7 @@ fn client_body_error(
         Progress::TooLarge => ProxyError::PayloadTooLarge {
             limit: progress.limit(),
         },
+        Progress::Stalled => ProxyError::RequestTimeout(progress.idle()),
         _ => ProxyError::BadRequest(match error {
             Some(error) => format!("the request body was cut short by the client: {error}"),
             None => "the request body was cut short by the client".into(),
@@ -359,7 +360,9 @@ fn rejection(upstream: &Upstream, rejected: Rejected) -> ProxyError {
 /// short, or was still arriving when the attempt's time ran out.
 fn client_fault(progress: &BodyProgress, error: &ProxyError) -> Option<ProxyError> {
     match (progress.get(), error) {
-        (Progress::TooLarge | Progress::Aborted, _) => Some(client_body_error(progress, None)),
+        (Progress::TooLarge | Progress::Aborted | Progress::Stalled, _) => {
+            Some(client_body_error(progress, None))
+        }
         (Progress::Arriving, ProxyError::UpstreamTimeout(timeout))
             if progress.waiting_on_client() =>
         {

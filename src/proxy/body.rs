@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -26,6 +27,7 @@ pub struct BodyProgress {
     /// supplier reads), as opposed to the supplier not reading at all.
     waiting_on_client: AtomicBool,
     limit: u64,
+    idle: Duration,
 }
 
 /// What [`BodyProgress`] says.
@@ -39,16 +41,24 @@ pub enum Progress {
     TooLarge,
     /// The client's side failed (connection closed or reset mid-body).
     Aborted,
+    /// The client sent nothing for `server.idle_timeout` mid-body.
+    Stalled,
 }
 
 impl BodyProgress {
-    /// Progress of a body limited to `limit` bytes.
-    pub fn new(limit: u64) -> Self {
+    /// Progress of a body limited to `limit` bytes whose client may pause for `idle`.
+    pub fn new(limit: u64, idle: Duration) -> Self {
         Self {
             state: AtomicU8::new(0),
             waiting_on_client: AtomicBool::new(false),
             limit,
+            idle,
         }
+    }
+
+    /// `server.idle_timeout`.
+    pub fn idle(&self) -> Duration {
+        self.idle
     }
 
     /// `server.max_request_body`.
@@ -67,6 +77,7 @@ impl BodyProgress {
             1 => Progress::Complete,
             2 => Progress::TooLarge,
             3 => Progress::Aborted,
+            4 => Progress::Stalled,
             _ => Progress::Arriving,
         }
     }
@@ -77,6 +88,7 @@ impl BodyProgress {
             Progress::Complete => 1,
             Progress::TooLarge => 2,
             Progress::Aborted => 3,
+            Progress::Stalled => 4,
         };
         self.state.store(value, Ordering::Release);
     }
@@ -140,8 +152,14 @@ where
                 Some(Ok(frame))
             }
             Some(Err(err)) => {
-                self.progress.set(Progress::Aborted);
-                Some(Err(err.into()))
+                let err: BoxError = err.into();
+                let stalled = err.is::<crate::proxy::idle::BodyStalled>();
+                self.progress.set(if stalled {
+                    Progress::Stalled
+                } else {
+                    Progress::Aborted
+                });
+                Some(Err(err))
             }
             None => {
                 self.progress.set(Progress::Complete);
@@ -241,7 +259,7 @@ mod tests {
     async fn limited_body_records_how_it_ended() {
         let chunks = (0..4)
             .map(|_| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![0u8; 10]))));
-        let progress = Arc::new(BodyProgress::new(25));
+        let progress = Arc::new(BodyProgress::new(25, std::time::Duration::from_secs(60)));
         let body = LimitedBody::new(
             StreamBody::new(futures_util::stream::iter(chunks)),
             25,
@@ -252,7 +270,7 @@ mod tests {
         assert!(err.is::<BodyTooLarge>());
         assert_eq!(progress.get(), Progress::TooLarge);
 
-        let progress = Arc::new(BodyProgress::new(25));
+        let progress = Arc::new(BodyProgress::new(25, std::time::Duration::from_secs(60)));
         let body = LimitedBody::new(Full::new(Bytes::from(vec![1u8; 25])), 25, progress.clone());
         assert_eq!(body.collect().await.expect("fits").to_bytes().len(), 25);
         assert_eq!(progress.get(), Progress::Complete);
@@ -261,7 +279,7 @@ mod tests {
             Ok(Frame::data(Bytes::from_static(b"ab"))),
             Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
         ]);
-        let progress = Arc::new(BodyProgress::new(25));
+        let progress = Arc::new(BodyProgress::new(25, std::time::Duration::from_secs(60)));
         let body = LimitedBody::new(StreamBody::new(cut), 25, progress.clone());
         assert!(body.collect().await.is_err());
         assert_eq!(progress.get(), Progress::Aborted);

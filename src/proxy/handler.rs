@@ -184,7 +184,10 @@ impl Proxy {
         let partition = upstream.partition_key(&parts.headers);
         headers::prepare_upstream_request(&mut parts.headers, peer.ip(), request_id);
 
-        let progress = Arc::new(BodyProgress::new(self.max_request_body));
+        let progress = Arc::new(BodyProgress::new(self.max_request_body, self.idle_timeout));
+        // A client that stops sending its body mid-way is cut after `idle_timeout`: its
+        // request holds a slot and a unit of quota while the body is read.
+        let body = IdleBody::new(body, self.idle_timeout);
         let limited = LimitedBody::new(body, self.max_request_body, Arc::clone(&progress));
         let safe_to_repeat = retry::is_safe_to_repeat(&parts.method, &parts.headers);
         let max_body = if safe_to_repeat && upstream.config().retry.max_attempts > 1 {

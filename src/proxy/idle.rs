@@ -131,13 +131,15 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WriteStallGuard<IO> {
     }
 }
 
-/// The supplier stopped sending its response body for `server.idle_timeout`.
+/// A body's sender (the supplier for a response, the client for a request) sent nothing
+/// for `server.idle_timeout`.
 #[derive(Debug, thiserror::Error)]
-#[error("the supplier sent nothing for {}", humantime::format_duration(*.0))]
+#[error("nothing arrived for {}", humantime::format_duration(*.0))]
 pub struct BodyStalled(pub Duration);
 
-/// A response body that fails once the supplier has sent nothing for `limit` (the client then
-/// sees a cut response, and the slot comes back).
+/// A body that fails once its sender has sent nothing for `limit`: a supplier's response
+/// (the client then sees a cut response, and the slot comes back) or a client's request body
+/// being read (answered `408 request_timeout`).
 #[derive(Debug)]
 pub struct IdleBody<B> {
     inner: B,

@@ -39,13 +39,25 @@ pub fn rewrite(headers: &mut HeaderMap, base: &str, prefix: &str) {
     }
 }
 
-/// `url` with `base` replaced by `prefix`, if it lies under `base` (on a path boundary).
+/// `url` with `base` replaced by `prefix`, if it lies under `base` (on a path boundary):
+/// an absolute URL (scheme and host compared without case, the path exactly), or an
+/// absolute path under `base`'s path (`Location: /v2/items/2`).
 fn rewrite_url(url: &str, base: &str, prefix: &str) -> Option<String> {
-    let head = url.get(..base.len())?;
-    if !head.eq_ignore_ascii_case(base) {
-        return None;
-    }
-    let rest = &url[base.len()..];
+    // `scheme://authority` and the base path.
+    let origin_end = base
+        .find("://")
+        .map(|at| at + 3)
+        .map(|from| base[from..].find('/').map_or(base.len(), |i| from + i))?;
+    let (origin, base_path) = base.split_at(origin_end);
+    let rest = if url.starts_with('/') && !url.starts_with("//") {
+        url.strip_prefix(base_path)?
+    } else {
+        let head = url.get(..origin.len())?;
+        if !head.eq_ignore_ascii_case(origin) {
+            return None;
+        }
+        url[origin.len()..].strip_prefix(base_path)?
+    };
     if !(rest.is_empty() || rest.starts_with(['/', '?', '#'])) {
         return None;
     }
@@ -107,8 +119,24 @@ mod tests {
             ("https://api.supplier.example/v2/items", "/", Some("/items")),
             ("https://api.supplier.example/v20/items", "/a", None),
             ("https://api.supplier.example.evil/v2/items", "/a", None),
+            ("https://api.supplier.example:8443/v2/items", "/a", None),
             ("https://other.example/v2/items", "/a", None),
-            ("/v2/items", "/a", None),
+            ("https://api.supplier.example/V2/items", "/a", None),
+            ("/v2/items?page=3", "/a", Some("/a/items?page=3")),
+            ("/v20/items", "/a", None),
+            ("/other/items", "/a", None),
+            ("//other.example/v2/items", "/a", None),
+            ("items", "/a", None),
+        ];
+        for (url, prefix, want) in cases {
+            assert_eq!(rewrite_url(url, base, prefix).as_deref(), want, "{url}");
+        }
+        // A base at the root: every absolute path is the supplier's.
+        let base = "http://s.example";
+        let cases = [
+            ("http://s.example", "/s", Some("/s/")),
+            ("/items/2", "/s", Some("/s/items/2")),
+            ("http://s.example/items/2", "/", Some("/items/2")),
         ];
         for (url, prefix, want) in cases {
             assert_eq!(rewrite_url(url, base, prefix).as_deref(), want, "{url}");

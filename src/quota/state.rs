@@ -187,15 +187,26 @@ impl QuotaState {
         observation: Option<&QuotaObservation>,
     ) -> Option<Instant> {
         let target = self.target_of(key, route, observation);
-        if target == *key {
-            return self.tracker(key).observe(sent_at, now, status, observation);
+        let pause = if target == *key {
+            self.tracker(key).observe(sent_at, now, status, observation)
+        } else {
+            if let Some(tracker) = self.peek(key) {
+                tracker.release();
+            }
+            let tracker = self.tracker(&target);
+            tracker.reserve(sent_at);
+            tracker.observe(sent_at, now, status, observation)
+        };
+        // A rate-limit answer that names no resource (Discord's global limit, a plain 429)
+        // holds the whole upstream: every resource of the partition waits it out too.
+        if let Some(until) = pause.filter(|_| target.resource.is_none()) {
+            for (other, tracker) in self.others.iter_mut() {
+                if other.partition == target.partition && other.resource.is_some() {
+                    tracker.pause_until(until);
+                }
+            }
         }
-        if let Some(tracker) = self.peek(key) {
-            tracker.release();
-        }
-        let tracker = self.tracker(&target);
-        tracker.reserve(sent_at);
-        tracker.observe(sent_at, now, status, observation)
+        pause
     }
 
     /// Where an answer's facts belong, remembering the route's resource on the way.
@@ -278,7 +289,8 @@ impl QuotaState {
         self.others.len()
     }
 
-    /// Forgets the least recently used tracker that holds neither a reservation nor a pause.
+    /// Forgets the least recently used tracker that holds no reservation, no pause and no
+    /// spent window (forgetting those would let a fresh tracker probe into a 429).
     /// The LRU order makes the usual case (the oldest is idle) one step.
     fn forget_least_recent_idle(&mut self) {
         let now = Instant::now();
@@ -286,7 +298,11 @@ impl QuotaState {
             .others
             .iter()
             .rev()
-            .find(|(_, t)| t.snapshot(now).in_flight == 0 && t.paused_until(now).is_none())
+            .find(|(_, t)| {
+                let snapshot = t.snapshot(now);
+                let spent = snapshot.remaining == Some(0) && snapshot.reset_in.is_some();
+                snapshot.in_flight == 0 && t.paused_until(now).is_none() && !spent
+            })
             .map(|(key, _)| key.clone());
         if let Some(key) = idle {
             self.others.pop(&key);
@@ -416,6 +432,42 @@ mod tests {
         assert!(q.try_reserve(&search_key, now).is_err());
         assert_eq!(q.paused_until(&core_key, now), None);
         assert!(q.try_reserve(&core_key, now).is_ok(), "core still flows");
+    }
+
+    #[test]
+    fn a_429_that_names_no_resource_pauses_every_resource() {
+        let now = Instant::now();
+        let mut q = state(100);
+        let search = Ask {
+            partition: None,
+            route: "search/code",
+        };
+        let key = q.key_for(search);
+        q.try_reserve(&key, now).expect("first");
+        q.observe(
+            &key,
+            search.route,
+            now,
+            now,
+            StatusCode::OK,
+            Some(&github("search", 30, 29, 60 * S)),
+        );
+        let own = q.key_for(Ask::default());
+        q.try_reserve(&own, now).expect("own");
+        let mut global = QuotaObservation::new(Source::RetryAfter);
+        global.rate_limited = true;
+        global.retry_after = Some(5 * S);
+        q.observe(
+            &own,
+            "",
+            now,
+            now,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&global),
+        );
+        let search_key = q.key_for(search);
+        assert!(search_key.resource.is_some());
+        assert_eq!(q.paused_until(&search_key, now), Some(now + 5 * S));
     }
 
     #[test]

@@ -482,7 +482,12 @@ impl Tracker {
             self.remaining = self.limit.map(|limit| limit.max(1));
             self.reset_at = next;
             if self.bucket.is_none() && self.limit.is_some() {
-                self.unconfirmed_since = Some(reset);
+                // The start of the window now running (after an idle gap, not the old reset).
+                let start = next
+                    .zip(self.window)
+                    .and_then(|(next, window)| next.checked_sub(window))
+                    .unwrap_or(reset);
+                self.unconfirmed_since = Some(start.max(reset));
             }
         }
     }
@@ -604,8 +609,13 @@ impl Tracker {
     fn check_bucket(&self, bucket: Bucket, now: Instant) -> Result<(), Wait> {
         let leaked = (now - bucket.at).as_secs_f64() * bucket.leak_per_sec;
         let level = (bucket.used - leaked).max(0.0) + self.in_flight as f64;
-        // Keep one unit free: the level is an estimate.
-        let room = bucket.size.saturating_sub(1) as f64;
+        // Keep one unit free: the level is an estimate (a bucket of one has no unit to spare:
+        // it sends when empty).
+        let room = if bucket.size > 1 {
+            bucket.size - 1
+        } else {
+            bucket.size
+        } as f64;
         if level + 1.0 <= room {
             return Ok(());
         }
@@ -858,6 +868,23 @@ mod tests {
             send(&mut t, next);
         }
         assert!(t.check(next).is_err(), "the whole learned limit, no more");
+    }
+
+    #[test]
+    fn a_bucket_of_one_sends_when_empty() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        send(&mut t, t0);
+        let mut obs = QuotaObservation::new(Source::Shopify);
+        obs.bucket = Some(LeakyBucket { used: 1, size: 1 });
+        t.observe(t0, t0, StatusCode::OK, Some(&obs));
+        assert_eq!(
+            t.check(t0),
+            Err(Wait::Until(t0 + 500 * MS)),
+            "full: one leak"
+        );
+        send(&mut t, t0 + 500 * MS);
+        assert!(t.check(t0 + 500 * MS).is_err(), "one in flight fills it");
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl State {
                 .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                self.waiting -= 1;
+                self.waiting = self.waiting.saturating_sub(1);
                 let _ = entry.slot.tx.send(Err(rejection));
             }
         }
@@ -251,12 +251,16 @@ struct Waiter<'a> {
 
 impl Waiter<'_> {
     fn leave(&self) {
+        // Under the lock, so a recount (after a dispatcher restart) never sees the entry gone
+        // and the count not yet lowered.
+        let mut state = self.shared.lock();
         if self
             .state
             .compare_exchange(QUEUED, LEFT, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            self.shared.lock().waiting -= 1;
+            state.waiting = state.waiting.saturating_sub(1);
+            drop(state);
             self.shared.wake.notify_one();
         }
     }
@@ -384,7 +388,7 @@ impl Shared {
                 .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok();
             if taken {
-                state.waiting -= 1;
+                state.waiting = state.waiting.saturating_sub(1);
             }
             drop(state);
             let reservation = Reservation::new(Arc::clone(self), entry.key, now);

@@ -41,6 +41,7 @@ impl Reservation {
     /// spends its unit.
     pub fn mark_sent(&mut self) {
         self.sent = true;
+        self.sent_at = Instant::now();
     }
 
     /// Nothing reached the supplier after all (the connection was refused): the unit goes

@@ -371,7 +371,10 @@ mod extremes {
             proptest::option::of(extreme_duration()),
             proptest::option::of(extreme_duration()),
             proptest::option::of(extreme_duration()),
-            proptest::option::of((extreme_u64(), 1u64..=u64::MAX)),
+            proptest::option::of((
+                extreme_u64(),
+                prop_oneof![Just(1u64), Just(2), 1u64..=u64::MAX],
+            )),
             any::<bool>(),
             prop_oneof![
                 Just(Source::Github),

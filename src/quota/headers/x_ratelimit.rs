@@ -74,12 +74,19 @@ pub fn parse_discord(r: &mut ResponseHeaders<'_>) -> Option<QuotaObservation> {
     if obs.reset_after.is_none() {
         obs.reset_after = r.reset(&names::X_RATELIMIT_RESET);
     }
-    let global = r.has(&names::X_RATELIMIT_GLOBAL) || r.has(&names::X_RATELIMIT_SCOPE);
-    // A global limit covers every bucket: it belongs to the upstream's own quota.
+    let scope = r
+        .text(&names::X_RATELIMIT_SCOPE)
+        .map(|s| s.trim_matches([' ', '\t']).to_ascii_lowercase());
+    let flagged = r
+        .text(&names::X_RATELIMIT_GLOBAL)
+        .is_some_and(|g| g.trim_matches([' ', '\t']).eq_ignore_ascii_case("true"));
+    let global = flagged || scope.as_deref() == Some("global");
+    // A global limit covers every bucket: it belongs to the upstream as a whole. A `user` or
+    // `shared` scope is the bucket's own limit.
     if !global {
         obs.resource = r.read(&names::X_RATELIMIT_BUCKET, parse_resource);
     }
-    (obs.has_quota() || global).then_some(obs)
+    (obs.has_quota() || global || scope.is_some()).then_some(obs)
 }
 
 /// Reddit: `X-Ratelimit-Used/Remaining/Reset` without a limit header; the limit is

@@ -257,6 +257,26 @@ fn discord() {
             Some(want(Discord).limited().retry(secs(3))),
         ),
         case(
+            "429 shared scope names its bucket: the bucket's own limit",
+            429,
+            &[
+                ("X-RateLimit-Limit", "1"),
+                ("X-RateLimit-Remaining", "0"),
+                ("X-RateLimit-Reset-After", "2.5"),
+                ("X-RateLimit-Bucket", "b2"),
+                ("X-RateLimit-Scope", "shared"),
+            ],
+            Some(
+                want(Discord)
+                    .limit(1)
+                    .remaining(0)
+                    .reset(ms(2500))
+                    .limited()
+                    .retry(ms(2500))
+                    .resource("b2"),
+            ),
+        ),
+        case(
             "429 user scope: Reset-After is the wait",
             429,
             &[
