@@ -398,13 +398,11 @@ async fn client_faults_and_rate_limits_do_not_open_the_breaker() {
     }
     for _ in 0..2 {
         // A trickle: one byte every 100 ms, slower than the 300 ms attempt timeout allows.
-        let mut stream = tokio::net::TcpStream::connect(gateway.proxy)
-            .await
-            .expect("connect");
-        stream
-            .write_all(b"POST /s/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n")
-            .await
-            .expect("write");
+        let mut stream = connect_and_send(
+            gateway.proxy,
+            b"POST /s/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n",
+        )
+        .await;
         let mut answer = Vec::new();
         let (mut reader, mut writer) = stream.split();
         let trickle = async {
@@ -511,13 +509,11 @@ async fn queued_requests_hold_no_body() {
     upstream.wait_for(1).await;
     let mut streams = Vec::new();
     for _ in 0..50 {
-        let mut stream = tokio::net::TcpStream::connect(gateway.proxy)
-            .await
-            .expect("connect");
-        stream
-            .write_all(b"PUT /s/blob HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
-            .await
-            .expect("write");
+        let mut stream = connect_and_send(
+            gateway.proxy,
+            b"PUT /s/blob HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n",
+        )
+        .await;
         stream.write_all(&[b'x'; 1024]).await.expect("write");
         streams.push(stream);
     }
@@ -593,13 +589,7 @@ async fn stalled_bodies_and_clients_that_stop_reading_free_their_slot() {
     assert!(slot_freed().await, "the stalled body gave its slot back");
 
     // A client asks for 64 MiB and never reads: its connection is closed.
-    let mut stream = tokio::net::TcpStream::connect(gateway.proxy)
-        .await
-        .expect("connect");
-    stream
-        .write_all(b"GET /s/big HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
+    let stream = connect_and_send(gateway.proxy, b"GET /s/big HTTP/1.1\r\nHost: x\r\n\r\n").await;
     upstream_busy(upstream).await;
     assert!(
         slot_freed().await,
@@ -684,13 +674,11 @@ async fn a_client_that_stops_sending_its_body_is_cut_after_the_idle_timeout() {
     let mut server = support::server_config();
     server.idle_timeout = 300 * MS;
     let gateway = Gateway::start_with(server, vec![config]).await;
-    let mut stream = tokio::net::TcpStream::connect(gateway.proxy)
-        .await
-        .expect("connect");
-    stream
-        .write_all(b"PUT /s/blob HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\nxyz")
-        .await
-        .expect("write");
+    let mut stream = connect_and_send(
+        gateway.proxy,
+        b"PUT /s/blob HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\nxyz",
+    )
+    .await;
     let mut answer = vec![0u8; 4096];
     let n = tokio::time::timeout(5 * S, stream.read(&mut answer))
         .await
@@ -709,4 +697,11 @@ async fn a_client_that_stops_sending_its_body_is_cut_after_the_idle_timeout() {
         upstream.seen().iter().all(|s| s.method != "PUT"),
         "the cut PUT never reached the supplier"
     );
+}
+
+/// A raw client connection to `addr` that has sent `bytes`.
+async fn connect_and_send(addr: SocketAddr, bytes: &[u8]) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    stream
 }
