@@ -54,7 +54,13 @@ pub struct Upstream {
     warned: Mutex<HashSet<(String, &'static str)>>,
     breaker: Mutex<Breaker>,
     metrics: Arc<Metrics>,
+    /// KiB of request bodies queued requests may read while they wait (see
+    /// [`Upstream::spool_budget`]).
+    spool: Arc<tokio::sync::Semaphore>,
 }
+
+/// Unit of the spool budget.
+const SPOOL_UNIT: u64 = 1024;
 
 /// Why an upstream could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +126,15 @@ impl Upstream {
             max_wait: MAX_ANNOUNCED_WAIT,
         };
         let breaker = Mutex::new(Breaker::new(config.breaker));
+        // As much as the requests in flight may buffer: `max_concurrency` bodies of
+        // `retry.max_body` (at least 64 KiB each, so small POSTs are always covered).
+        let spool_bytes = (config.max_concurrency as u64)
+            .saturating_mul(config.retry.max_body.max(64 * SPOOL_UNIT));
+        let spool_units = usize::try_from(spool_bytes / SPOOL_UNIT)
+            .unwrap_or(usize::MAX)
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         Ok(Self {
+            spool: Arc::new(tokio::sync::Semaphore::new(spool_units)),
             config,
             target,
             client,
@@ -201,6 +215,15 @@ impl Upstream {
             .queue_wait
             .with_label_values(&[self.name()])
             .observe(queue_wait.as_secs_f64());
+    }
+
+    /// A share of the spool budget for a queued request whose body is `len` bytes long: while
+    /// it waits, its body is read into memory, so that hyper sees the client hang up (and the
+    /// request leaves the queue unsent). `None` when the budget is spent: the body then stays
+    /// unread until the request's turn.
+    pub fn spool_budget(&self, len: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let units = u32::try_from(len.div_ceil(SPOOL_UNIT).max(1)).ok()?;
+        Arc::clone(&self.spool).try_acquire_many_owned(units).ok()
     }
 
     /// Notes one of Headroom's own faults (a request answered 500 `internal_error`).

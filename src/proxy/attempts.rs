@@ -7,15 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use bytes::BytesMut;
 use http::request::Parts;
 use http::{Request, Response};
+use http_body::{Body as _, Frame};
+use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::breaker::Outcome;
 use crate::error::ProxyError;
-use crate::proxy::body::{BodyProgress, Progress};
+use crate::proxy::body::{BodyProgress, BoxError, Progress};
 use crate::proxy::forward;
 use crate::proxy::replay::RequestBody;
 use crate::quota::state::Ask;
@@ -37,15 +40,51 @@ pub struct Attempted {
     pub slot: Option<OwnedSemaphorePermit>,
 }
 
-/// A request body as it comes from the client: read (up to `retry.max_body`) only once the
-/// request holds its first grant, so that queued requests hold no body in memory (at most
-/// `max_concurrency` bodies per upstream are buffered at once).
+/// A request body as it comes from the client: read (up to `retry.max_body`) once the
+/// request holds its first grant. While it waits in the queue, it may read its body into a
+/// spool within a per-upstream budget ([`Upstream::spool_budget`]), so that hyper sees a
+/// client that hangs up; beyond the budget, queued requests hold no body in memory.
 #[derive(Debug)]
 pub enum PendingBody {
     /// Not read yet: buffer up to this many bytes for replay.
     Unread(Body, u64),
     /// Ready to send.
     Ready(RequestBody),
+}
+
+/// The part of a queued request's body read while it waited, and the budget it holds.
+struct Spool {
+    head: BytesMut,
+    rest: Body,
+    done: bool,
+    _budget: OwnedSemaphorePermit,
+}
+
+impl Spool {
+    /// Reads frames into `head` until the body ends. Cancel-safe: a frame is stored as soon
+    /// as it is read, so dropping this future loses nothing.
+    async fn fill(&mut self) -> Result<(), BoxError> {
+        while !self.done {
+            match self.rest.frame().await {
+                None => self.done = true,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.head.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(error)) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// What was read, followed by the rest.
+    fn into_body(self) -> Body {
+        let head =
+            futures_util::stream::iter([Ok::<_, axum::Error>(Frame::data(self.head.freeze()))]);
+        let rest = BodyStream::new(self.rest);
+        Body::new(StreamBody::new(futures_util::StreamExt::chain(head, rest)))
+    }
 }
 
 impl PendingBody {
@@ -214,11 +253,48 @@ pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
             partition: plan.partition.as_deref(),
             route: &plan.route,
         };
-        let grant = match upstream
+        let acquire = upstream
             .scheduler()
-            .acquire(plan.priority, ask, plan.deadline)
-            .await
-        {
+            .acquire(plan.priority, ask, plan.deadline);
+        let spool = match &mut plan.body {
+            PendingBody::Unread(body, _) => body
+                .size_hint()
+                .exact()
+                .filter(|len| *len > 0)
+                .and_then(|len| upstream.spool_budget(len))
+                .map(|budget| Spool {
+                    head: BytesMut::new(),
+                    rest: std::mem::take(body),
+                    done: false,
+                    _budget: budget,
+                }),
+            PendingBody::Ready(_) => None,
+        };
+        let acquired = match spool {
+            None => acquire.await,
+            Some(mut spool) => {
+                // Read the body while waiting: once it is read, hyper sees a client that
+                // hangs up and drops this request before it is sent.
+                tokio::pin!(acquire);
+                let acquired = loop {
+                    tokio::select! {
+                        acquired = &mut acquire => break acquired,
+                        filled = spool.fill(), if !spool.done => {
+                            if filled.is_err() {
+                                drop(admitted);
+                                attempted.result = Err(client_body_error(&plan.progress, None));
+                                return attempted;
+                            }
+                        }
+                    }
+                };
+                if let PendingBody::Unread(body, _) = &mut plan.body {
+                    *body = spool.into_body();
+                }
+                acquired
+            }
+        };
+        let grant = match acquired {
             Ok(grant) => grant,
             Err(rejected) => {
                 drop(admitted);
