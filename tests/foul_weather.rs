@@ -705,3 +705,47 @@ async fn connect_and_send(addr: SocketAddr, bytes: &[u8]) -> tokio::net::TcpStre
     stream.write_all(bytes).await.expect("write");
     stream
 }
+
+/// The same with a chunked POST (no declared length): its first 64 KiB are spooled while it
+/// waits, so a client that sent a chunked body of up to 64 KiB and hung up is seen too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_chunked_post_whose_client_left_is_never_sent() {
+    let upstream = Upstream::start().await;
+    let mut config = upstream_config("s", "/s", &upstream.url());
+    config.max_concurrency = 1;
+    let gateway = Gateway::start(vec![config]).await;
+    let held = tokio::spawn(client().get(gateway.url("/s/hold")).send());
+    upstream.wait_for(1).await;
+    // 60 KiB in 15 chunks of 4 KiB: more than hyper reads with the head.
+    let mut request =
+        b"POST /s/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..15 {
+        request.extend_from_slice(b"1000\r\n");
+        request.extend_from_slice(&[b'x'; 4096]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let stream = connect_and_send(gateway.proxy, &request).await;
+    gateway.wait_for_queue("s", 1).await;
+    drop(stream);
+    for _ in 0..50 {
+        if gateway.queue_depth("s") == 0 {
+            break;
+        }
+        tokio::time::sleep(20 * MS).await;
+    }
+    upstream.release();
+    assert_eq!(held.await.expect("join").expect("held").status(), 200);
+    let ok = client()
+        .get(gateway.url("/s/after"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ok.status(), 200);
+    let posts = upstream
+        .seen()
+        .iter()
+        .filter(|s| s.method == "POST")
+        .count();
+    assert_eq!(posts, 0, "the chunked POST of a client that left was sent");
+}

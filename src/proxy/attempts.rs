@@ -57,14 +57,24 @@ struct Spool {
     head: BytesMut,
     rest: Body,
     done: bool,
+    /// Bytes the budget covers: reading stops there (a body of unknown length may be longer).
+    limit: u64,
     _budget: OwnedSemaphorePermit,
 }
 
+/// Spool budget taken for a body of unknown length (chunked): what it reads beyond stays
+/// unread until the request's turn.
+const SPOOL_UNKNOWN_LENGTH: u64 = 64 * 1024;
+
 impl Spool {
-    /// Reads frames into `head` until the body ends. Cancel-safe: a frame is stored as soon
-    /// as it is read, so dropping this future loses nothing.
+    /// Reads frames into `head` until the body ends or the budget is used. Cancel-safe: a
+    /// frame is stored as soon as it is read, so dropping this future loses nothing.
     async fn fill(&mut self) -> Result<(), BoxError> {
         while !self.done {
+            if self.head.len() as u64 >= self.limit {
+                // Budget used: the rest waits for the request's turn.
+                std::future::pending::<()>().await;
+            }
             match self.rest.frame().await {
                 None => self.done = true,
                 Some(Ok(frame)) => {
@@ -257,18 +267,17 @@ pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
             .scheduler()
             .acquire(plan.priority, ask, plan.deadline);
         let spool = match &mut plan.body {
-            PendingBody::Unread(body, _) => body
-                .size_hint()
-                .exact()
-                .filter(|len| *len > 0)
-                .and_then(|len| upstream.spool_budget(len))
-                .map(|budget| Spool {
+            PendingBody::Unread(body, _) if !body.is_end_stream() => {
+                let len = body.size_hint().exact().unwrap_or(SPOOL_UNKNOWN_LENGTH);
+                upstream.spool_budget(len).map(|budget| Spool {
                     head: BytesMut::new(),
                     rest: std::mem::take(body),
                     done: false,
+                    limit: len,
                     _budget: budget,
-                }),
-            PendingBody::Ready(_) => None,
+                })
+            }
+            PendingBody::Unread(..) | PendingBody::Ready(_) => None,
         };
         let acquired = match spool {
             None => acquire.await,
