@@ -23,7 +23,9 @@ use crate::proxy::body::BoxError;
 #[derive(Debug)]
 struct Stall {
     limit: Duration,
-    sleep: Pin<Box<Sleep>>,
+    /// Made the first time the other side stalls (most bodies never do): no timer and no
+    /// allocation per request on the fast path.
+    sleep: Option<Pin<Box<Sleep>>>,
     armed: bool,
 }
 
@@ -31,7 +33,7 @@ impl Stall {
     fn new(limit: Duration) -> Self {
         Self {
             limit,
-            sleep: Box::pin(tokio::time::sleep(limit)),
+            sleep: None,
             armed: false,
         }
     }
@@ -43,11 +45,15 @@ impl Stall {
 
     /// No progress: arm (the first time) and tell whether the limit has passed.
     fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = Instant::now() + self.limit;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if !self.armed {
             self.armed = true;
-            self.sleep.as_mut().reset(Instant::now() + self.limit);
+            sleep.as_mut().reset(deadline);
         }
-        self.sleep.as_mut().poll(cx).is_ready()
+        sleep.as_mut().poll(cx).is_ready()
     }
 }
 
