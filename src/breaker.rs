@@ -71,6 +71,9 @@ pub enum Outcome {
 pub struct Admission {
     /// Whether this attempt is a half-open probe.
     pub probe: bool,
+    /// The half-open period it was admitted in: a probe from an earlier one (ended by an
+    /// operator's reset, say) gives back no place of the current one.
+    round: u64,
 }
 
 /// One upstream's breaker.
@@ -82,6 +85,8 @@ pub struct Breaker {
     /// Recent calls (when the failure-rate rule is on).
     calls: VecDeque<(Instant, bool)>,
     probes_out: u32,
+    /// Counts half-open periods.
+    round: u64,
 }
 
 impl Breaker {
@@ -93,6 +98,7 @@ impl Breaker {
             consecutive_failures: 0,
             calls: VecDeque::new(),
             probes_out: 0,
+            round: 0,
         }
     }
 
@@ -102,6 +108,7 @@ impl Breaker {
             if now >= until {
                 self.state = State::HalfOpen;
                 self.probes_out = 0;
+                self.round = self.round.wrapping_add(1);
             }
         }
         self.state
@@ -115,12 +122,18 @@ impl Breaker {
     /// May an attempt go at `now`? `Err` carries the Retry-After, when known.
     pub fn admit(&mut self, now: Instant) -> Result<Admission, Option<Duration>> {
         match self.state(now) {
-            State::Closed => Ok(Admission { probe: false }),
+            State::Closed => Ok(Admission {
+                probe: false,
+                round: self.round,
+            }),
             State::Open { until } => Err(Some(until - now)),
             State::ForcedOpen => Err(None),
             State::HalfOpen if self.probes_out < self.config.half_open_probes => {
                 self.probes_out += 1;
-                Ok(Admission { probe: true })
+                Ok(Admission {
+                    probe: true,
+                    round: self.round,
+                })
             }
             State::HalfOpen => Err(Some(HALF_OPEN_RETRY)),
         }
@@ -134,9 +147,7 @@ impl Breaker {
         outcome: Outcome,
     ) -> Option<State> {
         let before = self.state(now);
-        if admission.probe {
-            self.probes_out = self.probes_out.saturating_sub(1);
-        }
+        self.give_back(admission);
         let failed = outcome == Outcome::Failure;
         self.consecutive_failures = if failed {
             self.consecutive_failures.saturating_add(1)
@@ -169,7 +180,12 @@ impl Breaker {
 
     /// Gives back a probe that was admitted but never sent (its request left the queue).
     pub fn cancel(&mut self, admission: Admission) {
-        if admission.probe {
+        self.give_back(admission);
+    }
+
+    /// Frees a probe's place, if it holds one of the current half-open period.
+    fn give_back(&mut self, admission: Admission) {
+        if admission.probe && admission.round == self.round {
             self.probes_out = self.probes_out.saturating_sub(1);
         }
     }
@@ -314,6 +330,30 @@ mod tests {
             None,
             "1 of 10 failed"
         );
+    }
+
+    #[test]
+    fn a_probe_from_an_earlier_half_open_period_gives_back_no_place() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(config(None));
+        for _ in 0..3 {
+            call(&mut b, t0, Outcome::Failure);
+        }
+        let old = b.admit(t0 + 30 * S).expect("probe");
+        b.reset();
+        for _ in 0..3 {
+            call(&mut b, t0 + 31 * S, Outcome::Failure);
+        }
+        let current = b.admit(t0 + 61 * S).expect("a probe of the new period");
+        assert!(current.probe);
+        b.cancel(old);
+        assert_eq!(
+            b.admit(t0 + 61 * S),
+            Err(Some(HALF_OPEN_RETRY)),
+            "the old probe freed nothing"
+        );
+        b.cancel(current);
+        assert!(b.admit(t0 + 61 * S).is_ok());
     }
 
     #[test]

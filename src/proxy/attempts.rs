@@ -91,12 +91,21 @@ impl Spool {
         Ok(())
     }
 
-    /// What was read, followed by the rest.
+    /// What was read, followed by the rest. The body keeps its share of the budget until it
+    /// is sent (or dropped), so spooled bytes never outlive their budget.
     fn into_body(self) -> Body {
         let head =
             futures_util::stream::iter([Ok::<_, axum::Error>(Frame::data(self.head.freeze()))]);
         let rest = BodyStream::new(self.rest);
-        Body::new(StreamBody::new(futures_util::StreamExt::chain(head, rest)))
+        let budget = self._budget;
+        let frames = futures_util::StreamExt::map(
+            futures_util::StreamExt::chain(head, rest),
+            move |frame| {
+                let _held = &budget;
+                frame
+            },
+        );
+        Body::new(StreamBody::new(frames))
     }
 }
 
