@@ -623,45 +623,49 @@ async fn upstream_busy(upstream: &headroom::upstream::Upstream) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_post_whose_client_left_is_never_sent() {
     for size in [7usize, 4096, 1 << 20] {
-        let upstream = Upstream::start().await;
-        let mut config = upstream_config("s", "/s", &upstream.url());
-        config.max_concurrency = 1;
-        let gateway = Gateway::start(vec![config]).await;
-        let held = tokio::spawn(client().get(gateway.url("/s/hold")).send());
-        upstream.wait_for(1).await;
-        let mut stream = tokio::net::TcpStream::connect(gateway.proxy)
-            .await
-            .expect("connect");
         let head = format!("POST /s/orders HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
-        stream.write_all(head.as_bytes()).await.expect("write");
-        let writer = tokio::spawn(async move {
-            let _ = stream.write_all(&vec![b'x'; size]).await;
-            stream
-        });
-        gateway.wait_for_queue("s", 1).await;
-        // The client hangs up (its body may still sit in the socket buffers).
-        drop(tokio::time::timeout(S, writer).await);
-        for _ in 0..50 {
-            if gateway.queue_depth("s") == 0 {
-                break;
-            }
-            tokio::time::sleep(20 * MS).await;
-        }
-        upstream.release();
-        assert_eq!(held.await.expect("join").expect("held").status(), 200);
-        let ok = client()
-            .get(gateway.url("/s/after"))
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(ok.status(), 200);
-        let posts = upstream
-            .seen()
-            .iter()
-            .filter(|s| s.method == "POST")
-            .count();
+        let posts = posts_sent_after_hang_up(head.into_bytes(), vec![b'x'; size]).await;
         assert_eq!(posts, 0, "{size}-byte POST of a client that left was sent");
     }
+}
+
+/// Queues a POST (`head`, then `body` written in the background) behind a held request on
+/// an upstream of one slot, hangs up, lets the held request finish and returns how many
+/// POSTs the supplier saw.
+async fn posts_sent_after_hang_up(head: Vec<u8>, body: Vec<u8>) -> usize {
+    let upstream = Upstream::start().await;
+    let mut config = upstream_config("s", "/s", &upstream.url());
+    config.max_concurrency = 1;
+    let gateway = Gateway::start(vec![config]).await;
+    let held = tokio::spawn(client().get(gateway.url("/s/hold")).send());
+    upstream.wait_for(1).await;
+    let mut stream = connect_and_send(gateway.proxy, &head).await;
+    let writer = tokio::spawn(async move {
+        let _ = stream.write_all(&body).await;
+        stream
+    });
+    gateway.wait_for_queue("s", 1).await;
+    // The client hangs up (its body may still sit in the socket buffers).
+    drop(tokio::time::timeout(S, writer).await);
+    for _ in 0..50 {
+        if gateway.queue_depth("s") == 0 {
+            break;
+        }
+        tokio::time::sleep(20 * MS).await;
+    }
+    upstream.release();
+    assert_eq!(held.await.expect("join").expect("held").status(), 200);
+    let ok = client()
+        .get(gateway.url("/s/after"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ok.status(), 200);
+    upstream
+        .seen()
+        .iter()
+        .filter(|s| s.method == "POST")
+        .count()
 }
 
 /// A client that stops sending its body once its request holds a slot is answered
@@ -710,12 +714,6 @@ async fn connect_and_send(addr: SocketAddr, bytes: &[u8]) -> tokio::net::TcpStre
 /// waits, so a client that sent a chunked body of up to 64 KiB and hung up is seen too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_chunked_post_whose_client_left_is_never_sent() {
-    let upstream = Upstream::start().await;
-    let mut config = upstream_config("s", "/s", &upstream.url());
-    config.max_concurrency = 1;
-    let gateway = Gateway::start(vec![config]).await;
-    let held = tokio::spawn(client().get(gateway.url("/s/hold")).send());
-    upstream.wait_for(1).await;
     // 60 KiB in 15 chunks of 4 KiB: more than hyper reads with the head.
     let mut request =
         b"POST /s/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
@@ -725,27 +723,6 @@ async fn a_queued_chunked_post_whose_client_left_is_never_sent() {
         request.extend_from_slice(b"\r\n");
     }
     request.extend_from_slice(b"0\r\n\r\n");
-    let stream = connect_and_send(gateway.proxy, &request).await;
-    gateway.wait_for_queue("s", 1).await;
-    drop(stream);
-    for _ in 0..50 {
-        if gateway.queue_depth("s") == 0 {
-            break;
-        }
-        tokio::time::sleep(20 * MS).await;
-    }
-    upstream.release();
-    assert_eq!(held.await.expect("join").expect("held").status(), 200);
-    let ok = client()
-        .get(gateway.url("/s/after"))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(ok.status(), 200);
-    let posts = upstream
-        .seen()
-        .iter()
-        .filter(|s| s.method == "POST")
-        .count();
+    let posts = posts_sent_after_hang_up(request, Vec::new()).await;
     assert_eq!(posts, 0, "the chunked POST of a client that left was sent");
 }

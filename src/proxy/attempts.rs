@@ -27,7 +27,7 @@ use crate::proxy::replay::RequestBody;
 use crate::quota::state::Ask;
 use crate::quota::{backoff, clock};
 use crate::retry::{self, Reason};
-use crate::scheduler::{Priority, Rejected, Reservation};
+use crate::scheduler::{Grant, Priority, Rejected, Reservation};
 use crate::upstream::{Admitted, Upstream};
 
 /// How a request's attempts ended.
@@ -62,7 +62,7 @@ struct Spool {
     done: bool,
     /// Bytes the budget covers: reading stops there (a body of unknown length may be longer).
     limit: u64,
-    _budget: OwnedSemaphorePermit,
+    budget: OwnedSemaphorePermit,
 }
 
 /// Spool budget taken for a body of unknown length (chunked): what it reads beyond stays
@@ -97,7 +97,7 @@ impl Spool {
         let head =
             futures_util::stream::iter([Ok::<_, axum::Error>(Frame::data(self.head.freeze()))]);
         let rest = BodyStream::new(self.rest);
-        let budget = self._budget;
+        let budget = self.budget;
         let frames = futures_util::StreamExt::map(
             futures_util::StreamExt::chain(head, rest),
             move |frame| {
@@ -110,6 +110,26 @@ impl Spool {
 }
 
 impl PendingBody {
+    /// Takes the unread body into a spool, if the upstream's budget has room for it (a body
+    /// of unknown length is spooled up to [`SPOOL_UNKNOWN_LENGTH`]).
+    fn spool(&mut self, upstream: &Upstream) -> Option<Spool> {
+        let Self::Unread(body, _) = self else {
+            return None;
+        };
+        if body.is_end_stream() {
+            return None;
+        }
+        let limit = body.size_hint().exact().unwrap_or(SPOOL_UNKNOWN_LENGTH);
+        let budget = upstream.spool_budget(limit)?;
+        Some(Spool {
+            head: BytesMut::new(),
+            rest: std::mem::take(body),
+            done: false,
+            limit,
+            budget,
+        })
+    }
+
     /// Reads the body if it was not yet; an error is the client's (too large, cut short).
     async fn ready(&mut self, progress: &BodyProgress) -> Result<&mut RequestBody, ProxyError> {
         if let Self::Unread(body, max_body) = self {
@@ -157,8 +177,8 @@ pub struct Plan {
     /// Quota partition key, when the upstream partitions its quota.
     pub partition: Option<String>,
     /// The route (first two path segments after the prefix), which tells the supplier's
-    /// resource once learned.
-    pub route: String,
+    /// resource once learned; shared with each attempt without a copy.
+    pub route: Arc<str>,
     /// When the request stops waiting in the queue (`queue.max_wait` after it arrived).
     pub deadline: Instant,
     /// Whether the request may be sent again ([`retry::is_safe_to_repeat`]).
@@ -190,7 +210,7 @@ struct Attempt {
     reservation: Reservation,
     slot: OwnedSemaphorePermit,
     request: Request<Body>,
-    route: String,
+    route: Arc<str>,
     progress: Arc<BodyProgress>,
     queue_wait: Duration,
 }
@@ -320,48 +340,21 @@ pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
         let acquire = upstream
             .scheduler()
             .acquire(plan.priority, ask, plan.deadline);
-        let spool = match &mut plan.body {
-            PendingBody::Unread(body, _) if !body.is_end_stream() => {
-                let len = body.size_hint().exact().unwrap_or(SPOOL_UNKNOWN_LENGTH);
-                upstream.spool_budget(len).map(|budget| Spool {
-                    head: BytesMut::new(),
-                    rest: std::mem::take(body),
-                    done: false,
-                    limit: len,
-                    _budget: budget,
-                })
-            }
-            PendingBody::Unread(..) | PendingBody::Ready(_) => None,
-        };
-        let acquired = match spool {
-            None => acquire.await,
-            Some(mut spool) => {
-                // Read the body while waiting: once it is read, hyper sees a client that
-                // hangs up and drops this request before it is sent.
-                tokio::pin!(acquire);
-                let acquired = loop {
-                    tokio::select! {
-                        acquired = &mut acquire => break acquired,
-                        filled = spool.fill(), if !spool.done => {
-                            if filled.is_err() {
-                                drop(admitted);
-                                attempted.result = Err(client_body_error(&plan.progress, None));
-                                return attempted;
-                            }
-                        }
-                    }
-                };
-                if let PendingBody::Unread(body, _) = &mut plan.body {
-                    *body = spool.into_body();
-                }
-                acquired
-            }
+        let acquired = match plan.body.spool(upstream) {
+            None => Ok(acquire.await),
+            Some(spool) => acquire_reading(acquire, spool, &mut plan.body).await,
         };
         let grant = match acquired {
-            Ok(grant) => grant,
-            Err(rejected) => {
+            Ok(Ok(grant)) => grant,
+            Ok(Err(rejected)) => {
                 drop(admitted);
                 attempted.result = Err(rejection(upstream, rejected));
+                return attempted;
+            }
+            Err(()) => {
+                // The client's body failed while it waited: the breaker's place goes back.
+                drop(admitted);
+                attempted.result = Err(client_body_error(&plan.progress, None));
                 return attempted;
             }
         };
@@ -387,7 +380,7 @@ pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
             reservation,
             slot,
             request,
-            route: plan.route.clone(),
+            route: Arc::clone(&plan.route),
             progress: Arc::clone(&plan.progress),
             queue_wait,
         }))
@@ -465,6 +458,31 @@ pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
         upstream.observe_backoff(delay);
         tokio::time::sleep(delay).await;
     }
+}
+
+/// Waits for the grant while reading the body into `spool`: once it is read, hyper sees a
+/// client that hangs up and drops this request before it is sent. The body (what was read,
+/// then the rest) goes back into `body`; `Err` when the client's body failed meanwhile.
+async fn acquire_reading(
+    acquire: impl Future<Output = Result<Grant, Rejected>>,
+    mut spool: Spool,
+    body: &mut PendingBody,
+) -> Result<Result<Grant, Rejected>, ()> {
+    tokio::pin!(acquire);
+    let acquired = loop {
+        tokio::select! {
+            acquired = &mut acquire => break acquired,
+            filled = spool.fill(), if !spool.done => {
+                if filled.is_err() {
+                    return Err(());
+                }
+            }
+        }
+    };
+    if let PendingBody::Unread(rest, _) = body {
+        *rest = spool.into_body();
+    }
+    Ok(acquired)
 }
 
 /// The error for a request the scheduler turned away, counted by reason.

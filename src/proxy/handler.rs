@@ -174,7 +174,7 @@ impl Proxy {
             Ok(uri) => uri,
             Err(error) => return Outcome::refused(Some(upstream), error),
         };
-        let route = route_of(rest).to_owned();
+        let route: Arc<str> = Arc::from(route_of(rest));
 
         let (mut parts, body) = request.into_parts();
         parts.uri = uri;

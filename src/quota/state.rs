@@ -160,9 +160,10 @@ impl QuotaState {
     /// May a request for `key` go at `now`? When it may, its unit is reserved (learned quota
     /// and static ceiling alike). A refused request leaves no new tracker behind.
     pub fn try_reserve(&mut self, key: &TrackerKey, now: Instant) -> Result<(), Wait> {
-        match self.peek(key) {
-            Some(tracker) => tracker.check(now)?,
-            None => Tracker::new(self.config).check(now)?,
+        // A tracker not made yet knows nothing: its first request goes (`quota.probes` is at
+        // least 1), so only an existing one is asked.
+        if let Some(tracker) = self.peek(key) {
+            tracker.check(now)?;
         }
         if let Some((limiter, clock)) = &self.limiter {
             if let Err(not_until) = limiter.check() {

@@ -611,11 +611,7 @@ impl Tracker {
         let level = (bucket.used - leaked).max(0.0) + self.in_flight as f64;
         // Keep one unit free: the level is an estimate (a bucket of one has no unit to spare:
         // it sends when empty).
-        let room = if bucket.size > 1 {
-            bucket.size - 1
-        } else {
-            bucket.size
-        } as f64;
+        let room = bucket.size.saturating_sub(1).max(1) as f64;
         if level + 1.0 <= room {
             return Ok(());
         }
