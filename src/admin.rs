@@ -94,7 +94,7 @@ async fn trip(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    operate(&admin, &headers, &name, Upstream::trip)
+    operate(&admin, &headers, &name, true).await
 }
 
 async fn reset(
@@ -102,17 +102,27 @@ async fn reset(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    operate(&admin, &headers, &name, Upstream::reset)
+    operate(&admin, &headers, &name, false).await
 }
 
-fn operate(admin: &Admin, headers: &HeaderMap, name: &str, action: fn(&Upstream)) -> Response {
+/// An operator's trip (`true`) or reset: here, then on every replica of the fleet.
+async fn operate(admin: &Admin, headers: &HeaderMap, name: &str, trip: bool) -> Response {
     if let Err(refused) = authorize(admin, headers) {
         return *refused;
     }
     match admin.proxy.router().by_name(name) {
         Some(upstream) => {
-            action(upstream);
-            Json(describe(upstream)).into_response()
+            if trip {
+                upstream.trip();
+            } else {
+                upstream.reset();
+            }
+            let fleet = upstream.publish_breaker(trip).await;
+            let mut body = describe(upstream);
+            if let Some(reached) = fleet {
+                body["breaker"]["fleet"] = json!(if reached { "published" } else { "local_only" });
+            }
+            Json(body).into_response()
         }
         None => error(
             StatusCode::NOT_FOUND,
@@ -140,6 +150,7 @@ fn describe(upstream: &Upstream) -> Value {
         },
         "queue_depth": upstream.scheduler().queue_depth(),
         "in_flight": upstream.scheduler().in_flight(),
+        "store": upstream.store_mode(),
     })
 }
 

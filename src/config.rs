@@ -171,8 +171,21 @@ pub struct BreakerConfig {
 /// `[store]`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
-    /// `redis_url`
+    /// `redis_url`: one URL, or several separated by commas (the seed nodes of a cluster).
     pub redis_url: String,
+    /// The nodes of `redis_url`, one URL each.
+    pub nodes: Vec<String>,
+    /// `cluster`: speak the Redis Cluster protocol (default: when `redis_url` lists several
+    /// nodes).
+    pub cluster: bool,
+    /// `key_prefix`: the start of every key and channel name (default `headroom`).
+    pub key_prefix: String,
+    /// `timeout`: longest wait for one Redis call before the replica paces alone (default
+    /// 100ms).
+    pub timeout: Duration,
+    /// `reservation_ttl`: how long a reservation outlives a replica that died holding it
+    /// (default 60s).
+    pub reservation_ttl: Duration,
 }
 
 /// Every problem found in a configuration file.

@@ -15,4 +15,5 @@ pub mod scheduler;
 pub mod server;
 pub mod shutdown;
 pub mod sim;
+pub mod store;
 pub mod upstream;

@@ -2,8 +2,8 @@
 //! enums, histogram buckets fitted to what each one measures.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Label value of requests that matched no upstream.
@@ -44,6 +44,17 @@ pub struct Metrics {
     /// `headroom_internal_errors_total{upstream}`: Headroom's own faults (a task that panicked
     /// and was restarted, a request answered 500 `internal_error`). Never expected.
     pub internal_errors: IntCounterVec,
+    /// `headroom_store_requests_total{op, result}`: calls to the fleet's Redis (`op`:
+    /// reserve, settle, heartbeat, breaker, connect; `result`: ok, error, timeout).
+    pub store_requests: IntCounterVec,
+    /// `headroom_store_latency_seconds{op}`: how long each Redis call took.
+    pub store_latency: HistogramVec,
+    /// `headroom_store_degraded{upstream}`: 1 while Redis is away and the replica paces alone.
+    pub store_degraded: IntGaugeVec,
+    /// `headroom_store_fallbacks_total`: times the replica switched to pacing alone.
+    pub store_fallbacks: IntCounter,
+    /// `headroom_replicas`: replicas seen alive in the fleet's Redis at the last heartbeat.
+    pub replicas: IntGauge,
 }
 
 /// A metric could not be registered (a bug: names are fixed).
@@ -155,6 +166,46 @@ impl Metrics {
                 "Headroom's own faults: tasks restarted after a panic, requests answered 500.",
                 &["upstream"],
             )?,
+            store_requests: counter(
+                "headroom_store_requests_total",
+                "Calls to the fleet's Redis, by operation and result (ok, error, timeout).",
+                &["op", "result"],
+            )?,
+            store_latency: {
+                let metric = HistogramVec::new(
+                    HistogramOpts::new(
+                        "headroom_store_latency_seconds",
+                        "Time each call to the fleet's Redis took, by operation.",
+                    )
+                    .buckets(vec![
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 1.0,
+                    ]),
+                    &["op"],
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
+            store_degraded: int_gauge(
+                "headroom_store_degraded",
+                "1 while the fleet's Redis is away and this replica paces alone on its share.",
+            )?,
+            store_fallbacks: {
+                let metric = IntCounter::new(
+                    "headroom_store_fallbacks_total",
+                    "Times this replica switched to pacing alone because Redis failed.",
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
+            replicas: {
+                let metric = IntGauge::new(
+                    "headroom_replicas",
+                    "Replicas seen alive in the fleet's Redis at the last heartbeat.",
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
             registry,
         })
     }

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, Router};
+use crate::store::Fleet;
 use crate::upstream::{self, Upstream};
 
 /// How long a client may take to send a request head.
@@ -40,12 +41,27 @@ impl Gateway {
     pub async fn bind(config: Config) -> std::io::Result<Self> {
         let roots = upstream::system_roots();
         let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
+        let fleet = match config.store {
+            Some(store) => {
+                let fleet = Fleet::new(store, Arc::clone(&metrics));
+                fleet.start().await;
+                Some(fleet)
+            }
+            None => None,
+        };
         let upstreams = config
             .upstreams
             .into_iter()
-            .map(|u| Upstream::new(u, &roots, Arc::clone(&metrics)).map(Arc::new))
+            .map(|u| {
+                Upstream::with_fleet(u, &roots, Arc::clone(&metrics), fleet.as_ref()).map(Arc::new)
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(std::io::Error::other)?;
+        if let Some(fleet) = &fleet {
+            for upstream in &upstreams {
+                fleet.register(upstream);
+            }
+        }
         let proxy = Arc::new(Proxy::new(Router::new(upstreams), &config.server, metrics));
         let admin_token = std::env::var(crate::admin::TOKEN_ENV)
             .ok()

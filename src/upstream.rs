@@ -31,6 +31,7 @@ use crate::quota::state::QuotaState;
 use crate::quota::tracker::TrackerConfig;
 use crate::retry::Reason;
 use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::store::{Fleet, RedisQuota};
 
 /// The pooled HTTP(S) client of one upstream.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
@@ -101,6 +102,16 @@ impl Upstream {
         system_roots: &RootCertStore,
         metrics: Arc<Metrics>,
     ) -> Result<Self, UpstreamError> {
+        Self::with_fleet(config, system_roots, metrics, None)
+    }
+
+    /// [`Upstream::new`], sharing the quota with the other replicas of `fleet` (Redis).
+    pub fn with_fleet(
+        config: UpstreamConfig,
+        system_roots: &RootCertStore,
+        metrics: Arc<Metrics>,
+        fleet: Option<&Arc<Fleet>>,
+    ) -> Result<Self, UpstreamError> {
         let target = TargetBase::from_url(&config.url).map_err(|reason| UpstreamError::Url {
             name: config.name.clone(),
             reason,
@@ -110,9 +121,14 @@ impl Upstream {
             probes: u64::from(config.quota.probes),
             base_delay: config.retry.base_delay,
             max_delay: config.retry.max_delay,
+            share: 1,
         };
-        let quota = QuotaState::new(tracker, config.limit, config.quota.max_partitions);
-        let scheduler = Scheduler::new(
+        let mut quota = QuotaState::new(tracker, config.limit, config.quota.max_partitions);
+        let remote = fleet.map(|fleet| {
+            quota.set_share(fleet.replicas());
+            RedisQuota::new(Arc::clone(fleet), &config.name, tracker, config.limit)
+        });
+        let scheduler = Scheduler::with_fleet(
             SchedulerConfig {
                 max_concurrency: config.max_concurrency,
                 max_depth: config.queue.max_depth,
@@ -120,6 +136,7 @@ impl Upstream {
             },
             quota,
             metrics.internal_errors.with_label_values(&[&config.name]),
+            remote,
         );
         let parse_options = ParseOptions {
             reset_format: config.quota.reset_format,
@@ -282,6 +299,31 @@ impl Upstream {
     pub fn reset(&self) {
         self.breaker().reset();
         self.breaker_changed(BreakerState::Closed, "operator");
+    }
+
+    /// An operator's trip (`true`) or reset made on another replica of the fleet. Only
+    /// operator trips travel: each replica opens its breaker on the failures it sees.
+    pub fn apply_fleet_breaker(&self, trip: bool) {
+        let forced = self.breaker().current() == BreakerState::ForcedOpen;
+        if trip && !forced {
+            self.breaker().trip();
+            self.breaker_changed(BreakerState::ForcedOpen, "operator (fleet)");
+        } else if !trip && forced {
+            self.breaker().reset();
+            self.breaker_changed(BreakerState::Closed, "operator (fleet)");
+        }
+    }
+
+    /// Tells the fleet's other replicas of an operator's trip or reset done here. Returns
+    /// whether it reached them (no fleet: `None`).
+    pub async fn publish_breaker(&self, trip: bool) -> Option<bool> {
+        let fleet = self.scheduler.fleet()?;
+        Some(fleet.publish_breaker(self.name(), trip).await.is_ok())
+    }
+
+    /// Where the quota state lives: `local`, `redis` or `degraded`.
+    pub fn store_mode(&self) -> &'static str {
+        self.scheduler.store_mode()
     }
 
     fn breaker_changed(&self, state: BreakerState, cause: &'static str) {

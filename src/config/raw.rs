@@ -105,6 +105,10 @@ pub(super) struct RawBreaker {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
     pub redis_url: Option<Spanned<String>>,
+    pub cluster: Option<Spanned<bool>>,
+    pub key_prefix: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<HumanDuration>>,
+    pub reservation_ttl: Option<Spanned<HumanDuration>>,
 }
 
 /// A duration written as a humantime string: `"250ms"`, `"30s"`, `"1m"`, `"1h 30m"`.

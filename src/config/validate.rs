@@ -214,22 +214,68 @@ impl Checker<'_, '_, '_> {
     fn store(&mut self, raw: RawStore) -> Option<StoreConfig> {
         let value = self.required("store.redis_url", &raw.redis_url)?;
         let text = value.get_ref();
-        let problem = match url::Url::parse(text) {
-            Err(err) => Some(format!("{text:?} is not a valid URL: {err}")),
-            Ok(url) => match url.scheme() {
-                "redis" | "rediss" if url.host_str().is_none_or(str::is_empty) => {
-                    Some(format!("{text:?} has no host"))
-                }
-                "redis" | "rediss" => None,
-                "unix" if url.path().is_empty() || url.path() == "/" => {
-                    Some(format!("{text:?} has no socket path"))
-                }
-                "unix" => None,
-                other => Some(format!(
-                    "scheme must be `redis`, `rediss` or `unix`, not `{other}`"
-                )),
-            },
+        let nodes: Vec<String> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let problem = if nodes.is_empty() {
+            Some(format!("{text:?} names no Redis node"))
+        } else {
+            nodes.iter().find_map(|node| redis_url_problem(node))
         };
+        let several = nodes.len() > 1;
+        if several {
+            if let Some(node) = nodes.iter().find(|n| n.starts_with("unix:")) {
+                self.problem(
+                    "store.redis_url",
+                    Some(value.span()),
+                    format!("{node:?}: a cluster's nodes are `redis://` or `rediss://` URLs"),
+                );
+                return None;
+            }
+        }
+        let key_prefix = match &raw.key_prefix {
+            None => "headroom".to_owned(),
+            Some(prefix) => {
+                let text = prefix.get_ref();
+                let ok = !text.is_empty()
+                    && text.len() <= 64
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-:.".contains(&b));
+                if !ok {
+                    self.problem(
+                        "store.key_prefix",
+                        Some(prefix.span()),
+                        format!("{text:?}: 1 to 64 characters of `A-Z a-z 0-9 _ - : .`"),
+                    );
+                }
+                text.clone()
+            }
+        };
+        let timeout = self.duration("store.timeout", &raw.timeout, Duration::from_millis(100));
+        if timeout > Duration::from_secs(10) {
+            self.problem(
+                "store.timeout",
+                raw.timeout.as_ref().map(Spanned::span),
+                "must be at most 10s: a Redis call holds a request while it waits",
+            );
+        }
+        let reservation_ttl = self.duration(
+            "store.reservation_ttl",
+            &raw.reservation_ttl,
+            Duration::from_secs(60),
+        );
+        if reservation_ttl < Duration::from_secs(1) {
+            self.problem(
+                "store.reservation_ttl",
+                raw.reservation_ttl.as_ref().map(Spanned::span),
+                "must be at least 1s",
+            );
+        }
+        let cluster = raw.cluster.as_ref().map_or(several, |c| *c.get_ref());
         match problem {
             Some(message) => {
                 self.problem("store.redis_url", Some(value.span()), message);
@@ -237,8 +283,33 @@ impl Checker<'_, '_, '_> {
             }
             None => Some(StoreConfig {
                 redis_url: text.clone(),
+                nodes,
+                cluster,
+                key_prefix,
+                timeout,
+                reservation_ttl,
             }),
         }
+    }
+}
+
+/// What is wrong with one Redis node URL, if anything.
+fn redis_url_problem(text: &str) -> Option<String> {
+    match url::Url::parse(text) {
+        Err(err) => Some(format!("{text:?} is not a valid URL: {err}")),
+        Ok(url) => match url.scheme() {
+            "redis" | "rediss" if url.host_str().is_none_or(str::is_empty) => {
+                Some(format!("{text:?} has no host"))
+            }
+            "redis" | "rediss" => None,
+            "unix" if url.path().is_empty() || url.path() == "/" => {
+                Some(format!("{text:?} has no socket path"))
+            }
+            "unix" => None,
+            other => Some(format!(
+                "scheme must be `redis`, `rediss` or `unix`, not `{other}`"
+            )),
+        },
     }
 }
 

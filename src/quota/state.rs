@@ -46,7 +46,26 @@ pub struct TrackerKey {
 }
 
 impl TrackerKey {
-    fn is_own(&self) -> bool {
+    /// The key of the tracker for `partition` and `resource`.
+    pub fn new(partition: Option<&str>, resource: Option<&str>) -> Self {
+        Self {
+            partition: partition.map(|p| truncate(p).to_owned()),
+            resource: resource.map(str::to_owned),
+        }
+    }
+
+    /// The partition key, if any.
+    pub fn partition(&self) -> Option<&str> {
+        self.partition.as_deref()
+    }
+
+    /// The supplier's resource, if not the default one.
+    pub fn resource(&self) -> Option<&str> {
+        self.resource.as_deref()
+    }
+
+    /// Whether this is the upstream's own quota (no partition, default resource).
+    pub fn is_own(&self) -> bool {
         self.partition.is_none() && self.resource.is_none()
     }
 }
@@ -86,6 +105,8 @@ pub struct QuotaState {
     routes: LruCache<String, String>,
     limiter: Option<(StaticLimiter, TokioClock)>,
     static_rate: Option<f64>,
+    /// Replicas sharing the quota while this one paces alone (1 without a fleet).
+    share: u64,
 }
 
 impl std::fmt::Debug for QuotaState {
@@ -114,6 +135,7 @@ impl QuotaState {
             default_resource: None,
             routes: LruCache::new(NonZeroUsize::new(MAX_ROUTES).unwrap_or(NonZeroUsize::MIN)),
             limiter,
+            share: 1,
         }
     }
 
@@ -166,7 +188,15 @@ impl QuotaState {
             tracker.check(now)?;
         }
         if let Some((limiter, clock)) = &self.limiter {
-            if let Err(not_until) = limiter.check() {
+            // A replica pacing alone takes `share` cells per request: its part of the rate.
+            let cells = NonZeroU32::new(u32::try_from(self.share).unwrap_or(u32::MAX))
+                .unwrap_or(NonZeroU32::MIN);
+            let checked = match limiter.check_n(cells) {
+                Ok(checked) => checked,
+                // More replicas than the burst: one cell, as without a fleet.
+                Err(_) => limiter.check(),
+            };
+            if let Err(not_until) = checked {
                 let wait = not_until.wait_time_from(governor::clock::Clock::now(clock));
                 return Err(Wait::Until(now + wait));
             }
@@ -187,6 +217,21 @@ impl QuotaState {
         status: StatusCode,
         observation: Option<&QuotaObservation>,
     ) -> Option<Instant> {
+        self.observe_at(key, route, sent_at, now, status, observation)
+            .0
+    }
+
+    /// [`QuotaState::observe`], also returning the key of the tracker the answer's facts
+    /// went to (the store in Redis applies them there too).
+    pub fn observe_at(
+        &mut self,
+        key: &TrackerKey,
+        route: &str,
+        sent_at: Instant,
+        now: Instant,
+        status: StatusCode,
+        observation: Option<&QuotaObservation>,
+    ) -> (Option<Instant>, TrackerKey) {
         let target = self.target_of(key, route, observation);
         let pause = if target == *key {
             self.tracker(key).observe(sent_at, now, status, observation)
@@ -203,11 +248,37 @@ impl QuotaState {
         if let Some(until) = pause.filter(|_| target.resource.is_none()) {
             for (other, tracker) in self.others.iter_mut() {
                 if other.partition == target.partition && other.resource.is_some() {
-                    tracker.pause_until(until);
+                    let _ = tracker.pause_until(until);
                 }
             }
         }
-        pause
+        (pause, target)
+    }
+
+    /// Pauses `key`'s quota until `until`; returns the end of the pause now running.
+    pub fn pause(&mut self, key: &TrackerKey, until: Instant) -> Instant {
+        self.tracker(key).pause_until(until)
+    }
+
+    /// Takes a unit on `key` that was granted elsewhere (by the fleet's store): this
+    /// replica's trackers count it in flight, so they are right when the replica paces alone.
+    pub fn reserve_granted(&mut self, key: &TrackerKey, now: Instant) {
+        self.tracker(key).reserve(now);
+    }
+
+    /// Sets how many replicas share this quota when this one paces alone (Redis gone): each
+    /// of them takes `1 / share` of what is left (and of the static ceiling).
+    pub fn set_share(&mut self, share: u64) {
+        let share = share.max(1);
+        if share == self.share {
+            return;
+        }
+        self.share = share;
+        self.config.share = share;
+        self.shared.set_share(share);
+        for (_, tracker) in self.others.iter_mut() {
+            tracker.set_share(share);
+        }
     }
 
     /// Where an answer's facts belong, remembering the route's resource on the way.
@@ -344,6 +415,7 @@ mod tests {
                 probes: 2,
                 base_delay: Duration::from_millis(200),
                 max_delay: 30 * S,
+                share: 1,
             },
             None,
             max_partitions,

@@ -53,6 +53,9 @@ pub struct TrackerConfig {
     pub base_delay: Duration,
     /// Cap of every pause (`retry.max_delay`).
     pub max_delay: Duration,
+    /// Replicas sharing this quota while this one paces alone: it may use `1 / share` of
+    /// what is left (1: all of it).
+    pub share: u64,
 }
 
 /// Why a request may not go yet.
@@ -216,7 +219,7 @@ impl Tracker {
             return Err(wait);
         }
         match self.remaining {
-            Some(remaining) if remaining > self.in_flight => Ok(()),
+            Some(remaining) if remaining / self.config.share.max(1) > self.in_flight => Ok(()),
             Some(_) => match self.reset_at {
                 Some(reset) => Err(Wait::Until(reset)),
                 None if self.in_flight > 0 => Err(Wait::Response),
@@ -257,6 +260,11 @@ impl Tracker {
             }
             None => Ok(()),
         }
+    }
+
+    /// Sets the number of replicas sharing this quota ([`TrackerConfig::share`]).
+    pub fn set_share(&mut self, share: u64) {
+        self.config.share = share.max(1);
     }
 
     /// Takes one unit for a request sent at `now`.
@@ -388,8 +396,10 @@ impl Tracker {
     }
 
     /// Pauses the quota until `until` (e.g. a 503 with `Retry-After` seen elsewhere).
-    pub fn pause_until(&mut self, until: Instant) {
-        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    pub fn pause_until(&mut self, until: Instant) -> Instant {
+        let until = self.paused_until.map_or(until, |p| p.max(until));
+        self.paused_until = Some(until);
+        until
     }
 
     /// The end of the current pause, if any.
@@ -681,6 +691,7 @@ mod tests {
             probes: 2,
             base_delay: 200 * MS,
             max_delay: 30 * S,
+            share: 1,
         })
     }
 

@@ -14,6 +14,7 @@ use super::queue::{Entry, Position, Priority, Queue};
 use crate::quota::observation::QuotaObservation;
 use crate::quota::state::{Ask, QuotaState, TrackerKey};
 use crate::quota::tracker::{Snapshot, Wait};
+use crate::store::{QuotaStore, RedisQuota};
 
 /// Why a request was not scheduled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,15 @@ const RESTART_PAUSE: Duration = Duration::from_millis(100);
 /// Shortest sleep of the dispatcher when the quota says "not yet".
 const MIN_RECHECK: Duration = Duration::from_millis(1);
 
+/// With a fleet store: longest wait for another replica's answer before asking Redis again
+/// (its settle normally wakes this dispatcher at once, through pub/sub).
+const FLEET_RESPONSE_POLL: Duration = Duration::from_millis(100);
+/// With a fleet store: most requests granted by one Redis call.
+const FLEET_BATCH: usize = 32;
+/// With a fleet store: most distinct quotas (partitions, resources) asked in one dispatch
+/// when the first ones are held back.
+const FLEET_KEYS: usize = 4;
+
 const QUEUED: u8 = 0;
 const TAKEN: u8 = 1;
 const LEFT: u8 = 2;
@@ -81,6 +91,19 @@ struct State {
 }
 
 impl State {
+    /// Answers now the requests on `key` that `wait` would keep past their deadline, with the
+    /// real time to come back.
+    fn reject_hopeless(&mut self, key: &TrackerKey, wait: Wait, now: Instant) {
+        if let Wait::Until(until) = wait {
+            self.reject_where(
+                |e| e.key == *key && e.deadline < until,
+                Rejected::QueueTimeout {
+                    retry_after: until - now,
+                },
+            );
+        }
+    }
+
     /// Takes the waiting requests for which `which` is true out of the queue and answers
     /// each with `rejection` (those whose waiter already left are just dropped).
     fn reject_where(&mut self, which: impl FnMut(&Entry<Slot>) -> bool, rejection: Rejected) {
@@ -107,6 +130,10 @@ pub(crate) struct Shared {
     config: SchedulerConfig,
     /// Counts the dispatcher's restarts after a panic (`headroom_internal_errors_total`).
     pub(super) internal_errors: prometheus::IntCounter,
+    /// The fleet's shared quota in Redis, when `[store]` is set.
+    pub(super) fleet: Option<Arc<RedisQuota>>,
+    /// The upstream's own quota as Redis showed it last.
+    fleet_view: Mutex<Option<Snapshot>>,
     /// Test hook: the dispatcher panics at its next grant attempt.
     #[cfg(test)]
     pub(super) panic_next: std::sync::atomic::AtomicBool,
@@ -133,6 +160,20 @@ impl Scheduler {
         quota: QuotaState,
         internal_errors: prometheus::IntCounter,
     ) -> Self {
+        Self::with_fleet(config, quota, internal_errors, None)
+    }
+
+    /// A scheduler whose quota is shared with other replicas through `fleet` (Redis); its
+    /// local `quota` still learns every answer, and paces alone while Redis is away.
+    pub fn with_fleet(
+        config: SchedulerConfig,
+        quota: QuotaState,
+        internal_errors: prometheus::IntCounter,
+        fleet: Option<Arc<RedisQuota>>,
+    ) -> Self {
+        if let Some(remote) = &fleet {
+            tokio::spawn(Arc::clone(remote).run_flusher());
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: Queue::new(config.max_wait),
@@ -143,6 +184,8 @@ impl Scheduler {
             slots: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
             config,
             internal_errors,
+            fleet,
+            fleet_view: Mutex::new(None),
             #[cfg(test)]
             panic_next: std::sync::atomic::AtomicBool::new(false),
         });
@@ -169,7 +212,7 @@ impl Scheduler {
                     });
                 }
             }
-            if state.waiting == 0 {
+            if state.waiting == 0 && shared.remote().is_none() {
                 if let Ok(slot) = Arc::clone(&shared.slots).try_acquire_owned() {
                     if state.quota.try_reserve(&key, now).is_ok() {
                         let reservation = Reservation::new(Arc::clone(shared), key, now);
@@ -237,10 +280,53 @@ impl Scheduler {
             .saturating_sub(self.shared.slots.available_permits())
     }
 
-    /// The upstream's own quota, for the admin API and metrics.
+    /// The upstream's own quota, for the admin API and metrics: as the fleet's Redis showed
+    /// it last, when shared and not degraded.
     pub fn quota(&self) -> Snapshot {
+        if self.shared.remote().is_some() {
+            if let Some(view) = *lock(&self.shared.fleet_view) {
+                return view;
+            }
+        }
         self.shared.lock().quota.snapshot(Instant::now())
     }
+
+    /// Where the quota state lives: `local`, `redis`, or `degraded` (Redis away: pacing
+    /// alone).
+    pub fn store_mode(&self) -> &'static str {
+        match &self.shared.fleet {
+            None => "local",
+            Some(remote) if remote.fleet().is_degraded() => "degraded",
+            Some(_) => "redis",
+        }
+    }
+
+    /// The fleet this scheduler shares its quota in, if any.
+    pub fn fleet(&self) -> Option<&Arc<crate::store::Fleet>> {
+        self.shared.fleet.as_ref().map(|remote| remote.fleet())
+    }
+
+    /// Looks at the queue again (another replica's answer may have freed quota).
+    pub fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// The fleet's Redis answers again: send what was settled meanwhile, look again.
+    pub fn fleet_rejoined(&self) {
+        if let Some(remote) = &self.shared.fleet {
+            remote.flush_now();
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// How many replicas share the quota, for pacing alone while Redis is away.
+    pub fn set_share(&self, replicas: u64) {
+        self.shared.lock().quota.set_share(replicas);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A request's place in the queue; leaving (timeout, client gone) frees it at once.
@@ -289,11 +375,11 @@ impl Shared {
         now: Instant,
         status: StatusCode,
         observation: Option<&QuotaObservation>,
-    ) -> Option<Instant> {
+    ) -> (Option<Instant>, TrackerKey) {
         let mut state = self.lock();
-        let pause = state
+        let (pause, target) = state
             .quota
-            .observe(key, route, sent_at, now, status, observation);
+            .observe_at(key, route, sent_at, now, status, observation);
         tracing::trace!(
             status = status.as_u16(),
             observed_remaining = observation.and_then(|o| o.remaining),
@@ -305,7 +391,15 @@ impl Shared {
         );
         drop(state);
         self.wake.notify_one();
-        pause
+        (pause, target)
+    }
+
+    /// The fleet's store, while Redis answers.
+    pub(super) fn remote(&self) -> Option<Arc<RedisQuota>> {
+        self.fleet
+            .as_ref()
+            .filter(|remote| !remote.fleet().is_degraded())
+            .cloned()
     }
 
     /// Settles a reservation whose request never reached the supplier.
@@ -405,23 +499,124 @@ impl Shared {
         // Nobody may go. Requests that would still be waiting when their deadline passes are
         // answered now, with the real time to come back.
         for (key, wait) in &blocked {
-            if let Wait::Until(until) = *wait {
-                state.reject_where(
-                    |e| e.key == *key && e.deadline < until,
-                    Rejected::QueueTimeout {
-                        retry_after: until - now,
-                    },
-                );
-            }
+            state.reject_hopeless(key, *wait, now);
         }
-        blocked.iter().map(|(_, wait)| *wait).min_by_key(|wait| {
-            match wait {
-                Wait::Until(until) => Some(*until),
-                Wait::Response => None,
-            }
-            .map_or((1, now), |u| (0, u))
-        })
+        soonest(blocked.iter().map(|(_, wait)| *wait), now)
     }
+
+    /// [`Shared::try_grant`] with the fleet's store: Redis decides, for up to
+    /// [`FLEET_BATCH`] waiting requests of one quota in one call. A failed call has already
+    /// degraded the fleet: the next round paces locally.
+    async fn grant_shared(
+        self: &Arc<Self>,
+        remote: Arc<RedisQuota>,
+        slot: OwnedSemaphorePermit,
+    ) -> Option<Wait> {
+        let now = Instant::now();
+        // The quotas of the waiting requests, in serving order, with how many wait on each.
+        let asks: Vec<(TrackerKey, usize)> = {
+            let mut state = self.lock();
+            state.queue.retain(|e| e.slot.is_waiting());
+            let mut asks: Vec<(TrackerKey, usize)> = Vec::new();
+            for at in state.queue.in_order() {
+                let Some(entry) = state.queue.get(at) else {
+                    continue;
+                };
+                if let Some((_, n)) = asks.iter_mut().find(|(k, _)| *k == entry.key) {
+                    *n += 1;
+                } else if asks.len() < FLEET_KEYS {
+                    asks.push((entry.key.clone(), 1));
+                }
+            }
+            asks
+        };
+        let free = 1 + self.slots.available_permits();
+        let mut slot = Some(slot);
+        let mut waits = Vec::new();
+        for (key, waiting) in asks {
+            let wanted = u32::try_from(waiting.min(free).min(FLEET_BATCH)).unwrap_or(1);
+            let reserved = remote.reserve(&key, wanted, now).await.ok()?;
+            if key.is_own() {
+                *lock(&self.fleet_view) = Some(reserved.view);
+            }
+            if reserved.tickets.is_empty() {
+                let wait = match reserved.wait.unwrap_or(Wait::Response) {
+                    Wait::Response => Wait::Until(now + FLEET_RESPONSE_POLL),
+                    until => {
+                        self.lock().reject_hopeless(&key, until, now);
+                        until
+                    }
+                };
+                waits.push(wait);
+                continue;
+            }
+            for ticket in reserved.tickets {
+                let permit = slot
+                    .take()
+                    .or_else(|| Arc::clone(&self.slots).try_acquire_owned().ok());
+                let entry = {
+                    let mut state = self.lock();
+                    state.quota.reserve_granted(&key, now);
+                    let at = state
+                        .queue
+                        .in_order()
+                        .into_iter()
+                        .find(|p| state.queue.get(*p).is_some_and(|e| e.key == key));
+                    let entry = at.and_then(|at| state.queue.remove(at));
+                    let taken = entry.filter(|e| {
+                        e.slot
+                            .state
+                            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok()
+                    });
+                    if taken.is_some() {
+                        state.waiting = state.waiting.saturating_sub(1);
+                    }
+                    taken
+                };
+                // Outside the lock: a reservation nobody takes is dropped, which settles it.
+                let reservation =
+                    Reservation::with_ticket(Arc::clone(self), key.clone(), now, ticket);
+                match (entry, permit) {
+                    (Some(entry), Some(permit)) => {
+                        let _ = entry.slot.tx.send(Ok(Grant::new(
+                            reservation,
+                            permit,
+                            now - entry.enqueued,
+                        )));
+                    }
+                    (entry, _) => {
+                        drop(reservation);
+                        if let Some(entry) = entry {
+                            // No slot after all: back in the queue.
+                            self.requeue(entry);
+                        }
+                    }
+                }
+            }
+            return None;
+        }
+        soonest(waits.into_iter(), now)
+    }
+
+    /// Puts a taken entry back (its grant could not be completed).
+    fn requeue(&self, entry: Entry<Slot>) {
+        let mut state = self.lock();
+        entry.slot.state.store(QUEUED, Ordering::Release);
+        state.waiting += 1;
+        state.queue.push(entry);
+    }
+}
+
+/// The wait that ends soonest (a known instant before "a response").
+fn soonest(waits: impl Iterator<Item = Wait>, now: Instant) -> Option<Wait> {
+    waits.min_by_key(|wait| {
+        match wait {
+            Wait::Until(until) => Some(*until),
+            Wait::Response => None,
+        }
+        .map_or((1, now), |u| (0, u))
+    })
 }
 
 /// Runs the dispatcher and restarts it if it panics: the queue lives in [`Shared`], so it
@@ -475,7 +670,10 @@ async fn dispatch(shared: Arc<Shared>) {
             },
             () = shared.wake.notified() => continue,
         };
-        let blocked = shared.try_grant(slot);
+        let blocked = match shared.remote() {
+            Some(remote) => shared.grant_shared(remote, slot).await,
+            None => shared.try_grant(slot),
+        };
         tracing::trace!(?blocked, "dispatcher");
         match blocked {
             None => {}

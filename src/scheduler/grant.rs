@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::dispatch::Shared;
 use crate::quota::observation::QuotaObservation;
 use crate::quota::state::TrackerKey;
+use crate::store::{Outcome, Settlement};
 
 /// A unit of quota taken for one attempt. It ends one of three ways:
 /// - [`Reservation::complete`] with the response: the quota learns from it;
@@ -24,6 +25,8 @@ pub struct Reservation {
     sent_at: Instant,
     sent: bool,
     done: bool,
+    /// The fleet store's ticket, when Redis granted the unit.
+    ticket: Option<String>,
 }
 
 impl Reservation {
@@ -34,7 +37,34 @@ impl Reservation {
             sent_at,
             sent: false,
             done: false,
+            ticket: None,
         }
+    }
+
+    pub(super) fn with_ticket(
+        shared: Arc<Shared>,
+        key: TrackerKey,
+        sent_at: Instant,
+        ticket: String,
+    ) -> Self {
+        let mut reservation = Self::new(shared, key, sent_at);
+        reservation.ticket = Some(ticket);
+        reservation
+    }
+
+    /// Tells the fleet's store how the unit ended (off the request path).
+    fn settle_fleet(&mut self, target: Option<TrackerKey>, route: &str, outcome: Outcome) {
+        let (Some(ticket), Some(remote)) = (self.ticket.take(), self.shared.fleet.as_ref()) else {
+            return;
+        };
+        remote.settle_later(Settlement {
+            target: target.unwrap_or_else(|| self.key.clone()),
+            key: self.key.clone(),
+            route: route.into(),
+            ticket,
+            sent_at: self.sent_at,
+            outcome,
+        });
     }
 
     /// The request is being written to the supplier: from now on, dropping the reservation
@@ -60,8 +90,19 @@ impl Reservation {
     ) -> Option<Instant> {
         self.done = true;
         let now = Instant::now();
-        self.shared
-            .observe(&self.key, route, self.sent_at, now, status, observation)
+        let (pause, target) =
+            self.shared
+                .observe(&self.key, route, self.sent_at, now, status, observation);
+        self.settle_fleet(
+            Some(target),
+            route,
+            Outcome::Answered {
+                received_at: now,
+                status,
+                observation: observation.cloned(),
+            },
+        );
+        pause
     }
 }
 
@@ -72,8 +113,10 @@ impl Drop for Reservation {
         }
         if self.sent {
             self.shared.spend(&self.key, self.sent_at);
+            self.settle_fleet(None, "", Outcome::Spent);
         } else {
             self.shared.release(&self.key);
+            self.settle_fleet(None, "", Outcome::Released);
         }
     }
 }

@@ -34,6 +34,7 @@ fn scheduler_with_limit(
         probes: 2,
         base_delay: Duration::from_millis(200),
         max_delay,
+        share: 1,
     };
     Scheduler::new(
         SchedulerConfig {
