@@ -15,6 +15,8 @@ use headroom::config::{Config, ServerConfig, UpstreamConfig};
 use http_body_util::BodyExt;
 use tokio::sync::{oneshot, Notify};
 
+pub mod redis;
+
 /// One request as the upstream saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -294,6 +296,11 @@ impl Gateway {
             upstreams,
             store: None,
         };
+        Self::start_config(config, token).await
+    }
+
+    /// A gateway running `config` (with its `[store]`, if any).
+    pub async fn start_config(config: Config, token: Option<String>) -> Self {
         let gateway = headroom::server::Gateway::bind(config)
             .await
             .expect("gateway binds")
