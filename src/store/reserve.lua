@@ -21,6 +21,12 @@ while granted < wanted do
     if k then
         kind = k
         untl = u
+        -- Held back by reservations in flight: look again when the first of them would
+        -- expire (its replica may have died), if that comes first.
+        if k == 1 and inflight > 0 then
+            local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+            if first[2] then untl = math.min(untl, tonumber(first[2])) end
+        end
         break
     end
     if interval > 0 then
