@@ -44,12 +44,30 @@ enum Held {
 /// One step: at `at` ms from the case's start.
 #[derive(Debug, Clone)]
 enum Step {
-    Reserve { at: u64, key: u8, n: u32 },
+    Reserve {
+        at: u64,
+        key: u8,
+        n: u32,
+    },
     /// The answer to the `ticket`-th granted unit (in grant order), sent at `sent`.
-    Answer { at: u64, ticket: usize, sent: u64, status: u16, obs: Option<Obs> },
-    Spend { ticket: usize, sent: u64 },
-    Release { ticket: usize },
-    View { at: u64, key: u8 },
+    Answer {
+        at: u64,
+        ticket: usize,
+        sent: u64,
+        status: u16,
+        obs: Option<Obs>,
+    },
+    Spend {
+        ticket: usize,
+        sent: u64,
+    },
+    Release {
+        ticket: usize,
+    },
+    View {
+        at: u64,
+        key: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -183,9 +201,23 @@ fn cases() -> Vec<(&'static str, Vec<Step>, Vec<Seen>)> {
         (
             "before any answer only `probes` go; the answer's window then paces",
             vec![
-                Reserve { at: 0, key: 0, n: 5 },
-                Answer { at: 10, ticket: 0, sent: 0, status: 200, obs: github(5, 4, 2000) },
-                Reserve { at: 20, key: 0, n: 10 },
+                Reserve {
+                    at: 0,
+                    key: 0,
+                    n: 5,
+                },
+                Answer {
+                    at: 10,
+                    ticket: 0,
+                    sent: 0,
+                    status: 200,
+                    obs: github(5, 4, 2000),
+                },
+                Reserve {
+                    at: 20,
+                    key: 0,
+                    n: 10,
+                },
                 View { at: 30, key: 0 },
             ],
             vec![
@@ -199,10 +231,28 @@ fn cases() -> Vec<(&'static str, Vec<Step>, Vec<Seen>)> {
         (
             "a 429 with Retry-After pauses until the announced instant",
             vec![
-                Reserve { at: 0, key: 0, n: 1 },
-                Answer { at: 5, ticket: 0, sent: 0, status: 429, obs: retry_after(3000) },
-                Reserve { at: 10, key: 0, n: 1 },
-                Reserve { at: 3005, key: 0, n: 1 },
+                Reserve {
+                    at: 0,
+                    key: 0,
+                    n: 1,
+                },
+                Answer {
+                    at: 5,
+                    ticket: 0,
+                    sent: 0,
+                    status: 429,
+                    obs: retry_after(3000),
+                },
+                Reserve {
+                    at: 10,
+                    key: 0,
+                    n: 1,
+                },
+                Reserve {
+                    at: 3005,
+                    key: 0,
+                    n: 1,
+                },
             ],
             vec![
                 Seen::Granted(1, None),
@@ -214,10 +264,26 @@ fn cases() -> Vec<(&'static str, Vec<Step>, Vec<Seen>)> {
         (
             "an answer to an older request never rolls the window back",
             vec![
-                Reserve { at: 0, key: 0, n: 2 },
-                Answer { at: 50, ticket: 1, sent: 20, status: 200, obs: github(10, 3, 1000) },
+                Reserve {
+                    at: 0,
+                    key: 0,
+                    n: 2,
+                },
+                Answer {
+                    at: 50,
+                    ticket: 1,
+                    sent: 20,
+                    status: 200,
+                    obs: github(10, 3, 1000),
+                },
                 // Sent before the one applied, claims more left: ignored.
-                Answer { at: 60, ticket: 0, sent: 0, status: 200, obs: github(10, 7, 1000) },
+                Answer {
+                    at: 60,
+                    ticket: 0,
+                    sent: 0,
+                    status: 200,
+                    obs: github(10, 7, 1000),
+                },
                 View { at: 70, key: 0 },
             ],
             vec![
@@ -230,10 +296,27 @@ fn cases() -> Vec<(&'static str, Vec<Step>, Vec<Seen>)> {
         (
             "a sent request without an answer stays spent; a never-sent one comes back",
             vec![
-                Reserve { at: 0, key: 0, n: 1 },
-                Answer { at: 10, ticket: 0, sent: 0, status: 200, obs: github(10, 5, 5000) },
-                Reserve { at: 20, key: 0, n: 2 },
-                Spend { ticket: 1, sent: 20 },
+                Reserve {
+                    at: 0,
+                    key: 0,
+                    n: 1,
+                },
+                Answer {
+                    at: 10,
+                    ticket: 0,
+                    sent: 0,
+                    status: 200,
+                    obs: github(10, 5, 5000),
+                },
+                Reserve {
+                    at: 20,
+                    key: 0,
+                    n: 2,
+                },
+                Spend {
+                    ticket: 1,
+                    sent: 20,
+                },
                 Release { ticket: 2 },
                 View { at: 30, key: 0 },
             ],
@@ -247,20 +330,74 @@ fn cases() -> Vec<(&'static str, Vec<Step>, Vec<Seen>)> {
         (
             "a supplier that only speaks on 429: the limit is inferred from the window's successes",
             vec![
-                Reserve { at: 0, key: 0, n: 1 },
-                Answer { at: 10, ticket: 0, sent: 0, status: 200, obs: None },
-                Reserve { at: 20, key: 0, n: 1 },
-                Answer { at: 30, ticket: 1, sent: 20, status: 200, obs: None },
-                Reserve { at: 40, key: 0, n: 1 },
-                Answer { at: 50, ticket: 2, sent: 40, status: 200, obs: None },
-                Reserve { at: 60, key: 0, n: 1 },
-                Answer { at: 70, ticket: 3, sent: 60, status: 429, obs: retry_after(1000) },
+                Reserve {
+                    at: 0,
+                    key: 0,
+                    n: 1,
+                },
+                Answer {
+                    at: 10,
+                    ticket: 0,
+                    sent: 0,
+                    status: 200,
+                    obs: None,
+                },
+                Reserve {
+                    at: 20,
+                    key: 0,
+                    n: 1,
+                },
+                Answer {
+                    at: 30,
+                    ticket: 1,
+                    sent: 20,
+                    status: 200,
+                    obs: None,
+                },
+                Reserve {
+                    at: 40,
+                    key: 0,
+                    n: 1,
+                },
+                Answer {
+                    at: 50,
+                    ticket: 2,
+                    sent: 40,
+                    status: 200,
+                    obs: None,
+                },
+                Reserve {
+                    at: 60,
+                    key: 0,
+                    n: 1,
+                },
+                Answer {
+                    at: 70,
+                    ticket: 3,
+                    sent: 60,
+                    status: 429,
+                    obs: retry_after(1000),
+                },
                 View { at: 80, key: 0 },
                 // The next window: one probe first...
-                Reserve { at: 1070, key: 0, n: 5 },
-                Answer { at: 1080, ticket: 4, sent: 1070, status: 200, obs: None },
+                Reserve {
+                    at: 1070,
+                    key: 0,
+                    n: 5,
+                },
+                Answer {
+                    at: 1080,
+                    ticket: 4,
+                    sent: 1070,
+                    status: 200,
+                    obs: None,
+                },
                 // ...then the rest of the inferred limit.
-                Reserve { at: 1090, key: 0, n: 5 },
+                Reserve {
+                    at: 1090,
+                    key: 0,
+                    n: 5,
+                },
             ],
             vec![
                 Seen::Granted(1, None),
@@ -280,10 +417,28 @@ fn cases() -> Vec<(&'static str, Vec<Step>, Vec<Seen>)> {
         (
             "partitions are apart: one spent key does not hold another",
             vec![
-                Reserve { at: 0, key: 1, n: 1 },
-                Answer { at: 10, ticket: 0, sent: 0, status: 429, obs: retry_after(5000) },
-                Reserve { at: 20, key: 1, n: 1 },
-                Reserve { at: 20, key: 2, n: 1 },
+                Reserve {
+                    at: 0,
+                    key: 1,
+                    n: 1,
+                },
+                Answer {
+                    at: 10,
+                    ticket: 0,
+                    sent: 0,
+                    status: 429,
+                    obs: retry_after(5000),
+                },
+                Reserve {
+                    at: 20,
+                    key: 1,
+                    n: 1,
+                },
+                Reserve {
+                    at: 20,
+                    key: 2,
+                    n: 1,
+                },
             ],
             vec![
                 Seen::Granted(1, None),
@@ -295,11 +450,35 @@ fn cases() -> Vec<(&'static str, Vec<Step>, Vec<Seen>)> {
         (
             "a new window sends a first wave of half the learned limit until an answer confirms",
             vec![
-                Reserve { at: 0, key: 0, n: 1 },
-                Answer { at: 10, ticket: 0, sent: 0, status: 200, obs: github(6, 0, 990) },
-                Reserve { at: 1000, key: 0, n: 6 },
-                Answer { at: 1010, ticket: 1, sent: 1000, status: 200, obs: github(6, 5, 1000) },
-                Reserve { at: 1020, key: 0, n: 6 },
+                Reserve {
+                    at: 0,
+                    key: 0,
+                    n: 1,
+                },
+                Answer {
+                    at: 10,
+                    ticket: 0,
+                    sent: 0,
+                    status: 200,
+                    obs: github(6, 0, 990),
+                },
+                Reserve {
+                    at: 1000,
+                    key: 0,
+                    n: 6,
+                },
+                Answer {
+                    at: 1010,
+                    ticket: 1,
+                    sent: 1000,
+                    status: 200,
+                    obs: github(6, 5, 1000),
+                },
+                Reserve {
+                    at: 1020,
+                    key: 0,
+                    n: 6,
+                },
             ],
             vec![
                 Seen::Granted(1, None),

@@ -219,7 +219,7 @@ impl Tracker {
             return Err(wait);
         }
         match self.remaining {
-            Some(remaining) if remaining / self.config.share.max(1) > self.in_flight => Ok(()),
+            Some(remaining) if remaining > self.in_flight => Ok(()),
             Some(_) => match self.reset_at {
                 Some(reset) => Err(Wait::Until(reset)),
                 None if self.in_flight > 0 => Err(Wait::Response),
@@ -489,7 +489,8 @@ impl Tracker {
         } else {
             // A new window allows at least one request, even on an announced limit of 0: its
             // answer tells the truth, and no request waits for more than one window.
-            self.remaining = self.limit.map(|limit| limit.max(1));
+            let share = self.config.share.max(1);
+            self.remaining = self.limit.map(|limit| (limit / share).max(1));
             self.reset_at = next;
             if self.bucket.is_none() && self.limit.is_some() {
                 // The start of the window now running (after an idle gap, not the old reset).
@@ -510,7 +511,8 @@ impl Tracker {
     /// in time: for it the whole learned limit goes, as before.
     fn first_wave_wait(&mut self, now: Instant) -> Option<Wait> {
         let since = self.unconfirmed_since?;
-        let limit = self.limit?;
+        // Pacing alone on a share: the first wave is half of this replica's part.
+        let limit = (self.limit? / self.config.share.max(1)).max(1);
         let slow = self.last_rtt.is_some_and(|rtt| {
             rtt.saturating_mul(2) >= self.window.unwrap_or(UNKNOWN_RESET_POLL * 2)
         });
@@ -563,9 +565,19 @@ impl Tracker {
                 }
             }
         }
+        // A replica pacing alone on a share of a fleet's quota keeps its own part: the
+        // supplier's count includes the other replicas' requests.
+        let share = self.config.share.max(1);
         if same_window {
             if let Some(remaining) = obs.remaining {
-                self.remaining = Some(self.remaining.map_or(remaining, |r| r.min(remaining)));
+                let mine = remaining / share;
+                self.remaining = Some(match self.remaining {
+                    None => mine,
+                    Some(current) if share == 1 => current.min(remaining),
+                    // This answer spent one unit of our part; the others' spending shows in
+                    // the supplier's count.
+                    Some(current) => current.saturating_sub(1).min(mine),
+                });
             }
             if let (Some(observed), Some(current)) = (observed_reset, self.reset_at) {
                 self.reset_at = Some(current.min(observed));
@@ -573,7 +585,7 @@ impl Tracker {
             }
         } else {
             if let Some(remaining) = obs.remaining {
-                self.remaining = Some(remaining);
+                self.remaining = Some(remaining / share);
             }
             if observed_reset.is_some() {
                 self.reset_at = observed_reset;

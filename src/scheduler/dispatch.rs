@@ -326,7 +326,9 @@ impl Scheduler {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A request's place in the queue; leaving (timeout, client gone) frees it at once.
@@ -534,6 +536,12 @@ impl Shared {
         let mut slot = Some(slot);
         let mut waits = Vec::new();
         for (key, waiting) in asks {
+            // This replica's own answers are applied here at once, in Redis a moment later
+            // (settlements are flushed off the request path): a pause it just learned holds.
+            if let Some(until) = self.lock().quota.paused_until(&key, now) {
+                waits.push(Wait::Until(until));
+                continue;
+            }
             let wanted = u32::try_from(waiting.min(free).min(FLEET_BATCH)).unwrap_or(1);
             let reserved = remote.reserve(&key, wanted, now).await.ok()?;
             if key.is_own() {

@@ -265,9 +265,8 @@ impl Fleet {
         for (name, upstream) in self.live_upstreams() {
             self.set_degraded_gauge(&name, false);
             upstream.scheduler().fleet_rejoined();
-            match self.forced_open(&name).await {
-                Ok(true) => upstream.apply_fleet_breaker(true),
-                Ok(false) | Err(_) => {}
+            if let Ok(true) = self.forced_open(&name).await {
+                upstream.apply_fleet_breaker(true);
             }
         }
     }
@@ -343,7 +342,9 @@ impl Fleet {
             })
             .await?;
         self.replicas.store(count.max(1), Ordering::Release);
-        self.metrics.replicas.set(i64::try_from(count).unwrap_or(i64::MAX));
+        self.metrics
+            .replicas
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
         for (_, upstream) in self.live_upstreams() {
             upstream.scheduler().set_share(count.max(1));
         }
@@ -387,24 +388,37 @@ impl Fleet {
         };
         let client = match redis::Client::open(node.as_str()) {
             Ok(client) => client,
-            Err(_) => return,
+            Err(err) => {
+                tracing::debug!(error = %err, "store: no pub/sub client");
+                return;
+            }
         };
-        let Ok(Ok(mut pubsub)) =
-            tokio::time::timeout(self.config.timeout.saturating_mul(4), client.get_async_pubsub())
-                .await
-        else {
-            return;
+        let mut pubsub = match tokio::time::timeout(
+            self.config.timeout.saturating_mul(4),
+            client.get_async_pubsub(),
+        )
+        .await
+        {
+            Ok(Ok(pubsub)) => pubsub,
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "store: pub/sub connection failed");
+                return;
+            }
+            Err(_) => return,
         };
         let wake = self.wake_channel();
         let breaker = self.breaker_channel();
-        if pubsub.subscribe(&wake).await.is_err() || pubsub.subscribe(&breaker).await.is_err() {
+        if let Err(err) = pubsub.subscribe(&[&wake, &breaker]).await {
+            tracing::debug!(error = %err, "store: subscribe failed");
             return;
         }
+        tracing::debug!(%wake, %breaker, "store: listening");
         let mut messages = pubsub.on_message();
         while let Some(message) = messages.next().await {
             let Ok(payload) = message.get_payload::<String>() else {
                 continue;
             };
+            tracing::trace!(channel = message.get_channel_name(), %payload, "store: message");
             if message.get_channel_name() == wake {
                 // Any settle may free quota: every scheduler of this fleet looks again.
                 for (_, upstream) in self.live_upstreams() {
@@ -427,7 +441,11 @@ async fn supervise(fleet: Weak<Fleet>) {
         let Some(link) = fleet.upgrade() else { return };
         let connected = lock(&link.conn).is_some() || link.connect().await.is_ok();
         let alive = connected && link.heartbeat().await.is_ok();
-        if alive && listener.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+        if alive
+            && listener
+                .as_ref()
+                .is_none_or(tokio::task::JoinHandle::is_finished)
+        {
             listener = Some(tokio::spawn(Arc::clone(&link).listen()));
         }
         if connected && !alive && link.config.cluster {
@@ -448,5 +466,7 @@ async fn supervise(fleet: Weak<Fleet>) {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -72,7 +72,9 @@ impl RedisQuota {
         let limit = limit.filter(|l| l.requests > 0).map(|l| {
             let interval = l.per.as_micros() / u128::from(l.requests);
             (
-                u64::try_from(interval).unwrap_or(u64::MAX).clamp(1, MAX_COUNT),
+                u64::try_from(interval)
+                    .unwrap_or(u64::MAX)
+                    .clamp(1, MAX_COUNT),
                 u64::from(l.requests),
             )
         });
@@ -354,7 +356,9 @@ fn known<T: TryFrom<i64>>(value: i64) -> Option<T> {
 }
 
 fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).min(MAX_COUNT)
+    u64::try_from(d.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(MAX_COUNT)
 }
 
 /// The `&'static` label of a source name the script stored.
@@ -383,5 +387,7 @@ fn source_name(name: &str) -> Option<&'static str> {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
