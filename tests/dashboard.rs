@@ -173,6 +173,34 @@ fn contract_metrics(markdown: &str) -> BTreeMap<String, String> {
     metrics
 }
 
+/// The metrics Headroom adds to the contract, from the README's Metrics table (the README's
+/// reference is where the contract is extended): name -> type.
+fn readme_metrics() -> BTreeMap<String, String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    readme
+        .lines()
+        .filter(|l| l.starts_with("| `headroom_"))
+        .flat_map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            let kind = cells.get(1).copied().unwrap_or_default().to_owned();
+            cells[0]
+                .split('`')
+                .enumerate()
+                .filter(|(n, piece)| n % 2 == 1 && piece.starts_with("headroom_"))
+                .map(|(_, piece)| piece.split('{').next().unwrap_or(piece).to_owned())
+                .map(move |name| (name, kind.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every metric the dashboard may query: the contract's and the README's additions.
+fn known() -> BTreeMap<String, String> {
+    let mut all = readme_metrics();
+    all.extend(contract());
+    all
+}
+
 fn contract() -> BTreeMap<String, String> {
     let embedded: BTreeMap<String, String> = CONTRACT_METRICS
         .iter()
@@ -320,13 +348,21 @@ fn it_is_a_grafana_dashboard() {
 #[test]
 fn every_dashboard_metric_is_in_the_contract() {
     let contract = contract();
+    let known = known();
+    assert!(
+        known.contains_key("headroom_store_requests_total"),
+        "the README's metrics are read"
+    );
     let series = dashboard_series(&dashboard());
-    let families: BTreeSet<String> = series.iter().map(|s| family(s, &contract)).collect();
+    let families: BTreeSet<String> = series.iter().map(|s| family(s, &known)).collect();
     let unknown: Vec<_> = families
         .iter()
-        .filter(|f| !contract.contains_key(*f))
+        .filter(|f| !known.contains_key(*f))
         .collect();
-    assert!(unknown.is_empty(), "not in the contract: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "neither in the contract nor in the README: {unknown:?}"
+    );
     // And the dashboard shows every metric of the contract.
     let unused: Vec<_> = contract.keys().filter(|m| !families.contains(*m)).collect();
     assert!(unused.is_empty(), "the dashboard does not show {unused:?}");
@@ -412,7 +448,9 @@ async fn send(gateway: &Gateway, path: &str) -> String {
 /// Needs the `/metrics` endpoint of the admin listener: fails until it exists.
 #[tokio::test]
 async fn the_gateway_serves_every_dashboard_metric() {
-    let contract = contract();
+    let contract = known();
+    // A fleet store too (a real redis-server), so the store metrics are served.
+    let redis = support::redis::RedisServer::start().await;
     let series = dashboard_series(&dashboard());
 
     // A supplier announcing a quota (so the quota gauges have values), one upstream that
@@ -432,7 +470,19 @@ async fn the_gateway_serves_every_dashboard_metric() {
     failing.retry.max_delay = Duration::from_millis(5);
     failing.breaker.failure_threshold = 3;
     failing.breaker.open_for = Duration::from_secs(60);
-    let gateway = Gateway::start(vec![ok, failing]).await;
+    let config = headroom::config::Config {
+        server: support::server_config(),
+        upstreams: vec![ok, failing],
+        store: Some(headroom::config::StoreConfig {
+            redis_url: redis.url(),
+            nodes: vec![redis.url()],
+            cluster: false,
+            key_prefix: "dashboard".to_owned(),
+            timeout: Duration::from_secs(1),
+            reservation_ttl: Duration::from_secs(60),
+        }),
+    };
+    let gateway = Gateway::start_config(config, None).await;
 
     let status = send(&gateway, "/ok/records").await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
