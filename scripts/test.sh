@@ -9,6 +9,10 @@ log() { printf '\n==> %s\n' "$*"; }
 # System packages the client tests use.
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# The fleet tests start their own redis-server processes (one server, or a 3-node cluster
+# made with redis-cli --cluster create).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

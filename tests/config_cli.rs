@@ -375,3 +375,27 @@ fn gateway_refuses_a_bad_config() {
         assert!(run.stderr.contains(&expected), "{args:?}: {}", run.stderr);
     }
 }
+
+#[test]
+fn check_config_does_not_need_redis() {
+    // Nothing listens on port 1: a config naming a Redis that is down is still valid.
+    let (run, _path, _dir) = check_config(&format!(
+        "{UPSTREAM}\n[store]\nredis_url = \"redis://127.0.0.1:1\"\ntimeout = \"50ms\"\n"
+    ));
+    assert_eq!(
+        run.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    let (bad, _path, _dir) = check_config(&format!(
+        "{UPSTREAM}\n[store]\nredis_url = \"redis://127.0.0.1:1\"\nreservation_ttl = \"10ms\"\n"
+    ));
+    assert_eq!(bad.code, Some(2));
+    assert!(
+        bad.stderr.contains("store.reservation_ttl") && bad.stderr.contains(":8"),
+        "names the key and its line: {}",
+        bad.stderr
+    );
+}

@@ -562,3 +562,49 @@ async fn replicas_pacing_alone_on_their_share_stay_inside_the_quota() {
     let stats = supplier.stats();
     assert_eq!(stats.rate_limited, 0, "windows: {:?}", stats.windows);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_while_redis_is_down_serves_and_joins_later() {
+    let mut redis = RedisServer::start().await;
+    redis.stop();
+    let supplier = simulator(Convention::Github, LIMIT, 0.0).await;
+    let upstream = supplier_config(&supplier.url());
+    let gateways = replicas(1, &upstream, Some(store(redis.url(), "late"))).await;
+    let response = client()
+        .get(gateways[0].url("/supplier/items"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200, "traffic flows without Redis");
+    assert_eq!(admin_upstream(&gateways[0]).await["store"], "degraded");
+    redis.restart().await;
+    let mut mode = serde_json::Value::Null;
+    for _ in 0..100 {
+        mode = admin_upstream(&gateways[0]).await["store"].clone();
+        if mode == "redis" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mode, "redis", "joined once Redis answered");
+    let response = client()
+        .get(gateways[0].url("/supplier/items"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    // The settle is flushed off the request path: wait for it (bounded), then read it.
+    wait_for_field(&redis, "late", "supplier", "lim").await;
+    let mut conn = redis.connection().await;
+    let learned: Option<String> = redis::cmd("HGET")
+        .arg("{late:supplier}:q:-:-")
+        .arg("lim")
+        .query_async(&mut conn)
+        .await
+        .expect("HGET");
+    assert_eq!(
+        learned.as_deref(),
+        Some("20"),
+        "the shared tracker learned the limit"
+    );
+}

@@ -817,6 +817,73 @@ fn store_rules() {
     assert_single("[store]\n", "store.redis_url", 1, 2, "missing required key");
     ok("[store]\nredis_url = \"unix:///run/redis.sock\"\n");
     ok("[store]\nredis_url = \"redis://127.0.0.1:6379/0\"\n");
+    let url = "redis_url = \"redis://127.0.0.1:6379\"";
+    for (line, key, message) in [
+        (
+            "key_prefix = \"\"",
+            "store.key_prefix",
+            "1 to 64 characters",
+        ),
+        (
+            "key_prefix = \"a b\"",
+            "store.key_prefix",
+            "1 to 64 characters",
+        ),
+        (
+            "key_prefix = \"{x}\"",
+            "store.key_prefix",
+            "1 to 64 characters",
+        ),
+        ("timeout = \"0s\"", "store.timeout", "greater than zero"),
+        ("timeout = \"11s\"", "store.timeout", "at most 10s"),
+        ("timeout = \"soon\"", "store.timeout", "invalid duration"),
+        (
+            "reservation_ttl = \"500ms\"",
+            "store.reservation_ttl",
+            "at least 1s",
+        ),
+        ("cluster = \"yes\"", "store.cluster", "boolean"),
+    ] {
+        let found = problems(&format!("[store]\n{url}\n{line}\n"));
+        assert_eq!(found.len(), 1, "{line}: {found:#?}");
+        assert_eq!(found[0].key, key, "{line}");
+        assert_eq!(found[0].position.map(|p| p.0), Some(3), "{line}: the line");
+        assert!(
+            found[0].message.contains(message),
+            "{line}: {}",
+            found[0].message
+        );
+    }
+    // Several nodes: a cluster, each node checked; a unix socket cannot be a cluster node.
+    let config = ok("[store]\nredis_url = \"redis://10.0.0.1:7000, redis://10.0.0.2:7000\"\n");
+    let store = config.store.expect("store");
+    assert!(store.cluster);
+    assert_eq!(
+        store.nodes,
+        ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]
+    );
+    assert_eq!(store.key_prefix, "headroom");
+    assert_eq!(store.timeout, Duration::from_millis(100));
+    assert_eq!(store.reservation_ttl, Duration::from_secs(60));
+    assert_single(
+        "[store]\nredis_url = \"redis://a:1,http://b:2\"\n",
+        "store.redis_url",
+        2,
+        13,
+        "`redis`, `rediss` or `unix`",
+    );
+    assert_single(
+        "[store]\nredis_url = \"redis://a:1,unix:///s.sock\"\n",
+        "store.redis_url",
+        2,
+        13,
+        "cluster",
+    );
+    let one =
+        ok("[store]\nredis_url = \"redis://a:1\"\ncluster = true\nkey_prefix = \"team-a:prod\"\n");
+    let store = one.store.expect("store");
+    assert!(store.cluster);
+    assert_eq!(store.key_prefix, "team-a:prod");
 }
 
 #[test]
