@@ -97,6 +97,11 @@ url = "http://$sim"
 name = "supplier-b"
 prefix = "/supplier-b"
 url = "http://$sim"
+
+# A fleet store nobody answers on (port 1): the page must say the replica paces alone.
+[store]
+redis_url = "redis://127.0.0.1:1"
+timeout = "50ms"
 EOF
     HEADROOM_ADMIN_TOKEN=test-token "$HEADROOM_BIN" --config "$tmp/headroom.toml" >"$tmp/headroom.log" 2>&1 &
     pids+=($!)
@@ -106,7 +111,7 @@ EOF
     for page in 1 2 3; do
         curl -s --noproxy '*' -o /dev/null "http://$proxy/supplier-a/lots?page=$page" || fail "no answer through headroom"
     done
-    export ADMIN_URL="http://$admin" ADMIN_TOKEN=test-token EXPECT_UPSTREAMS=supplier-a,supplier-b
+    export ADMIN_URL="http://$admin" ADMIN_TOKEN=test-token EXPECT_UPSTREAMS=supplier-a,supplier-b EXPECT_STORE=degraded
     log "simulator on $sim, headroom admin on $admin"
 fi
 

@@ -152,6 +152,8 @@ async function main() {
         await expectText(r.locator('.quota-text'), /^\s*(\d+|unknown) \/ (\d+|unknown)\s*$/, `${n} quota`);
         await expectText(r.locator('.quota-source'), /^\s*source: \S+/, `${n} source`);
         await expectText(r.locator('.reset-in'), /^\s*(resets in \d|reset: unknown)/, `${n} reset`);
+        const store = process.env.EXPECT_STORE ? new RegExp(`^\\s*store: ${process.env.EXPECT_STORE}\\s*$`) : /^\s*store: (local|redis|degraded)\s*$/;
+        await expectText(r.locator('.store'), store, `${n} store`);
         await expectText(r.locator('.queue-depth'), /^\s*(\d+|unknown)\s*$/, `${n} queue depth`);
         await expectText(r.locator('.in-flight'), /^\s*(\d+|unknown)\s*$/, `${n} in flight`);
       }
