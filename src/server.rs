@@ -60,6 +60,15 @@ impl Gateway {
         if let Some(fleet) = &fleet {
             for upstream in &upstreams {
                 fleet.register(upstream);
+                let ttl = fleet.config().reservation_ttl;
+                if upstream.config().timeout >= ttl {
+                    tracing::warn!(
+                        upstream = upstream.name(),
+                        timeout = %humantime::format_duration(upstream.config().timeout),
+                        reservation_ttl = %humantime::format_duration(ttl),
+                        "store.reservation_ttl is not above this upstream's timeout: a request still in flight when its reservation expires is no longer counted by the fleet"
+                    );
+                }
             }
         }
         let proxy = Arc::new(Proxy::new(Router::new(upstreams), &config.server, metrics));

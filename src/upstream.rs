@@ -58,6 +58,9 @@ pub struct Upstream {
     /// KiB of request bodies queued requests may read while they wait (see
     /// [`Upstream::spool_budget`]).
     spool: Arc<tokio::sync::Semaphore>,
+    /// An operator's trip or reset made while the fleet's Redis was away (see
+    /// [`Upstream::publish_breaker`]).
+    unsent_breaker: Mutex<Option<bool>>,
 }
 
 /// Unit of the spool budget.
@@ -158,6 +161,7 @@ impl Upstream {
             scheduler,
             parse_options,
             warned: Mutex::new(HashSet::new()),
+            unsent_breaker: Mutex::new(None),
             breaker,
             metrics,
         })
@@ -318,7 +322,30 @@ impl Upstream {
     /// whether it reached them (no fleet: `None`).
     pub async fn publish_breaker(&self, trip: bool) -> Option<bool> {
         let fleet = self.scheduler.fleet()?;
-        Some(fleet.publish_breaker(self.name(), trip).await.is_ok())
+        let sent = fleet.publish_breaker(self.name(), trip).await.is_ok();
+        if !sent {
+            // Published when Redis answers again (the fleet's rejoin).
+            self.keep_unsent_breaker(trip);
+        } else {
+            self.take_unsent_breaker();
+        }
+        Some(sent)
+    }
+
+    /// An operator's trip (`true`) or reset made here while Redis was away, not yet published.
+    pub fn take_unsent_breaker(&self) -> Option<bool> {
+        self.unsent_breaker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Keeps an operator's trip or reset to publish once Redis answers.
+    pub fn keep_unsent_breaker(&self, trip: bool) {
+        *self
+            .unsent_breaker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(trip);
     }
 
     /// Where the quota state lives: `local`, `redis` or `degraded`.

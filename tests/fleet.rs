@@ -515,8 +515,12 @@ async fn an_operator_trip_on_one_replica_opens_every_breaker() {
         .await
         .expect("answer");
     assert_eq!(refused.status(), 503);
+    // A replica that starts after the trip finds it.
+    let late = replicas(1, &upstream, Some(store(redis.url(), "trip"))).await;
+    assert_eq!(breaker_of(&late[0], "forced_open").await, "forced_open");
     operate(&gateways[1], "reset").await.expect("reset");
     assert_eq!(breaker_of(&gateways[0], "closed").await, "closed");
+    assert_eq!(breaker_of(&late[0], "closed").await, "closed");
 }
 
 /// Polls (bounded: 3 s) `gateway`'s breaker until it reads `want`; returns the last state.

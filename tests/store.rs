@@ -44,6 +44,12 @@ enum Held {
 /// One step: at `at` ms from the case's start.
 #[derive(Debug, Clone)]
 enum Step {
+    /// Something else (a 503 with `Retry-After` seen elsewhere) pauses `key` until `until`.
+    Pause {
+        at: u64,
+        key: u8,
+        until: u64,
+    },
     Reserve {
         at: u64,
         key: u8,
@@ -166,6 +172,18 @@ async fn run<S: QuotaStore>(store: &S, start: Instant, steps: &[Step]) -> Vec<Se
             Step::Release { ticket } => {
                 let (k, t) = tickets[ticket].clone();
                 settle_plain(store, k, t, start, Outcome::Released, start).await;
+            }
+            Step::Pause { at, key: k, until } => {
+                let settlement = Settlement {
+                    target: key(k),
+                    key: key(k),
+                    route: Arc::from(""),
+                    ticket: String::new(),
+                    sent_at: ms(at),
+                    outcome: Outcome::Paused { until: ms(until) },
+                };
+                let pauses = store.settle(&[settlement], ms(at)).await.expect("settle");
+                seen.push(Seen::Paused(pauses[0].map(since)));
             }
             Step::View { at, key: k } => {
                 let view = store.view(&key(k), ms(at)).await.expect("view");
@@ -448,6 +466,43 @@ fn cases() -> Vec<(&'static str, Vec<Step>, Vec<Seen>)> {
             ],
         ),
         (
+            "a pause recorded from elsewhere holds the quota until its end, and only it",
+            vec![
+                Reserve {
+                    at: 0,
+                    key: 3,
+                    n: 1,
+                },
+                Pause {
+                    at: 10,
+                    key: 3,
+                    until: 1500,
+                },
+                Reserve {
+                    at: 20,
+                    key: 3,
+                    n: 1,
+                },
+                Reserve {
+                    at: 20,
+                    key: 4,
+                    n: 1,
+                },
+                Reserve {
+                    at: 1500,
+                    key: 3,
+                    n: 1,
+                },
+            ],
+            vec![
+                Seen::Granted(1, None),
+                Seen::Paused(Some(1500)),
+                Seen::Granted(0, Some(Held::Until(1500))),
+                Seen::Granted(1, None),
+                Seen::Granted(1, None),
+            ],
+        ),
+        (
             "a new window sends a first wave of half the learned limit until an answer confirms",
             vec![
                 Reserve {
@@ -555,4 +610,47 @@ async fn a_static_limit_is_one_gcra_for_every_replica() {
     let later = start + Duration::from_millis(250);
     let d = replicas[1].reserve(&key(3), 2, later).await.expect("d");
     assert_eq!(d.tickets.len(), 1, "one cell per interval");
+}
+
+#[tokio::test]
+async fn a_settlement_sent_twice_counts_once() {
+    let redis = RedisServer::start().await;
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let fleet = Fleet::new(fleet_config(redis.url(), "twice"), metrics);
+    fleet.start().await;
+    let start = Instant::now();
+    let remote = RedisQuota::new(fleet, "twice", CONFIG, None).pinned(start, 1_700_000_000_000);
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    let first = remote.reserve(&key(0), 1, at(0)).await.expect("reserve");
+    let answer = Settlement {
+        key: key(0),
+        target: key(0),
+        route: Arc::from("items"),
+        ticket: first.tickets[0].clone(),
+        sent_at: at(0),
+        outcome: Outcome::Answered {
+            received_at: at(10),
+            status: StatusCode::OK,
+            observation: github(10, 5, 5000).map(|o| observation(o, 200)),
+        },
+    };
+    remote.settle(&[answer], at(10)).await.expect("settle");
+    let spent = remote.reserve(&key(0), 1, at(20)).await.expect("reserve");
+    let spend = Settlement {
+        key: key(0),
+        target: key(0),
+        route: Arc::from(""),
+        ticket: spent.tickets[0].clone(),
+        sent_at: at(20),
+        outcome: Outcome::Spent,
+    };
+    // The reply to the first was lost (say): the flusher sends the batch again.
+    remote
+        .settle(&[spend.clone()], at(30))
+        .await
+        .expect("settle");
+    remote.settle(&[spend], at(40)).await.expect("settle again");
+    let view = remote.view(&key(0), at(50)).await.expect("view");
+    assert_eq!(view.remaining, Some(4), "the spend counted once, not twice");
+    assert_eq!(view.in_flight, 0);
 }

@@ -132,8 +132,10 @@ pub(crate) struct Shared {
     pub(super) internal_errors: prometheus::IntCounter,
     /// The fleet's shared quota in Redis, when `[store]` is set.
     pub(super) fleet: Option<Arc<RedisQuota>>,
-    /// The upstream's own quota as Redis showed it last.
-    fleet_view: Mutex<Option<Snapshot>>,
+    /// The upstream's own quota as Redis showed it last, and when.
+    fleet_view: Mutex<Option<(Instant, Snapshot)>>,
+    /// Where the next dispatch starts among the quotas after the head's (fleet store).
+    fleet_cursor: std::sync::atomic::AtomicUsize,
     /// Test hook: the dispatcher panics at its next grant attempt.
     #[cfg(test)]
     pub(super) panic_next: std::sync::atomic::AtomicBool,
@@ -186,6 +188,7 @@ impl Scheduler {
             internal_errors,
             fleet,
             fleet_view: Mutex::new(None),
+            fleet_cursor: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(test)]
             panic_next: std::sync::atomic::AtomicBool::new(false),
         });
@@ -284,7 +287,9 @@ impl Scheduler {
     /// it last, when shared and not degraded.
     pub fn quota(&self) -> Snapshot {
         if self.shared.remote().is_some() {
-            if let Some(view) = *lock(&self.shared.fleet_view) {
+            if let Some((at, mut view)) = *lock(&self.shared.fleet_view) {
+                let since = Instant::now().saturating_duration_since(at);
+                view.reset_in = view.reset_in.map(|r| r.saturating_sub(since));
                 return view;
             }
         }
@@ -516,7 +521,7 @@ impl Shared {
     ) -> Option<Wait> {
         let now = Instant::now();
         // The quotas of the waiting requests, in serving order, with how many wait on each.
-        let asks: Vec<(TrackerKey, usize)> = {
+        let mut asks: Vec<(TrackerKey, usize)> = {
             let mut state = self.lock();
             state.queue.retain(|e| e.slot.is_waiting());
             let mut asks: Vec<(TrackerKey, usize)> = Vec::new();
@@ -524,28 +529,42 @@ impl Shared {
                 let Some(entry) = state.queue.get(at) else {
                     continue;
                 };
-                if let Some((_, n)) = asks.iter_mut().find(|(k, _)| *k == entry.key) {
-                    *n += 1;
-                } else if asks.len() < FLEET_KEYS {
-                    asks.push((entry.key.clone(), 1));
+                match asks.iter_mut().find(|(k, _)| *k == entry.key) {
+                    Some((_, n)) => *n += 1,
+                    None => asks.push((entry.key.clone(), 1)),
                 }
             }
             asks
         };
+        // The head's quota first; when it is held back, a few others, taking turns (a
+        // rotating start), so every waiting quota is asked within a few dispatches.
+        if asks.len() > FLEET_KEYS {
+            let others = asks.len() - 1;
+            let start = self
+                .fleet_cursor
+                .fetch_add(FLEET_KEYS - 1, Ordering::Relaxed);
+            let mut chosen = vec![asks[0].clone()];
+            chosen.extend((0..FLEET_KEYS - 1).map(|i| asks[1 + (start + i) % others].clone()));
+            asks = chosen;
+        }
         let free = 1 + self.slots.available_permits();
         let mut slot = Some(slot);
         let mut waits = Vec::new();
         for (key, waiting) in asks {
             // This replica's own answers are applied here at once, in Redis a moment later
             // (settlements are flushed off the request path): a pause it just learned holds.
-            if let Some(until) = self.lock().quota.paused_until(&key, now) {
-                waits.push(Wait::Until(until));
-                continue;
+            {
+                let mut state = self.lock();
+                if let Some(until) = state.quota.paused_until(&key, now) {
+                    state.reject_hopeless(&key, Wait::Until(until), now);
+                    waits.push(Wait::Until(until));
+                    continue;
+                }
             }
             let wanted = u32::try_from(waiting.min(free).min(FLEET_BATCH)).unwrap_or(1);
             let reserved = remote.reserve(&key, wanted, now).await.ok()?;
             if key.is_own() {
-                *lock(&self.fleet_view) = Some(reserved.view);
+                *lock(&self.fleet_view) = Some((now, reserved.view));
             }
             if reserved.tickets.is_empty() {
                 let wait = match reserved.wait.unwrap_or(Wait::Response) {
@@ -565,11 +584,12 @@ impl Shared {
                 let entry = {
                     let mut state = self.lock();
                     state.quota.reserve_granted(&key, now);
-                    let at = state
-                        .queue
-                        .in_order()
-                        .into_iter()
-                        .find(|p| state.queue.get(*p).is_some_and(|e| e.key == key));
+                    let at = state.queue.in_order().into_iter().find(|p| {
+                        state
+                            .queue
+                            .get(*p)
+                            .is_some_and(|e| e.key == key && e.slot.is_waiting())
+                    });
                     let entry = at.and_then(|at| state.queue.remove(at));
                     let taken = entry.filter(|e| {
                         e.slot
@@ -607,8 +627,11 @@ impl Shared {
         soonest(waits.into_iter(), now)
     }
 
-    /// Puts a taken entry back (its grant could not be completed).
+    /// Puts a taken entry back (its grant could not be completed), unless its waiter left.
     fn requeue(&self, entry: Entry<Slot>) {
+        if entry.slot.tx.is_closed() {
+            return;
+        }
         let mut state = self.lock();
         entry.slot.state.store(QUEUED, Ordering::Release);
         state.waiting += 1;

@@ -158,9 +158,30 @@ impl Fleet {
     }
 
     /// Lets the fleet wake `upstream`'s scheduler and apply breaker trips to it.
-    pub fn register(&self, upstream: &Arc<Upstream>) {
+    /// A trip an operator made on another replica before this one started is applied.
+    pub fn register(self: &Arc<Self>, upstream: &Arc<Upstream>) {
         lock(&self.upstreams).insert(upstream.name().to_owned(), Arc::downgrade(upstream));
         self.set_degraded_gauge(upstream.name(), self.is_degraded());
+        if !self.is_degraded() {
+            let fleet = Arc::clone(self);
+            let upstream = Arc::clone(upstream);
+            tokio::spawn(async move { fleet.sync_breaker(&upstream).await });
+        }
+    }
+
+    /// Makes `upstream`'s operator trip agree with the fleet's: one made here while Redis
+    /// was away is published; otherwise the fleet's (a trip, or its absence: a reset made
+    /// meanwhile) is applied here.
+    async fn sync_breaker(&self, upstream: &Upstream) {
+        if let Some(trip) = upstream.take_unsent_breaker() {
+            if self.publish_breaker(upstream.name(), trip).await.is_err() {
+                upstream.keep_unsent_breaker(trip);
+            }
+            return;
+        }
+        if let Ok(forced) = self.forced_open(upstream.name()).await {
+            upstream.apply_fleet_breaker(forced);
+        }
     }
 
     /// Whether this replica paces alone now (Redis slow or gone).
@@ -265,9 +286,7 @@ impl Fleet {
         for (name, upstream) in self.live_upstreams() {
             self.set_degraded_gauge(&name, false);
             upstream.scheduler().fleet_rejoined();
-            if let Ok(true) = self.forced_open(&name).await {
-                upstream.apply_fleet_breaker(true);
-            }
+            self.sync_breaker(&upstream).await;
         }
     }
 
@@ -420,8 +439,8 @@ impl Fleet {
             };
             tracing::trace!(channel = message.get_channel_name(), %payload, "store: message");
             if message.get_channel_name() == wake {
-                // Any settle may free quota: every scheduler of this fleet looks again.
-                for (_, upstream) in self.live_upstreams() {
+                // A settle on that upstream may have freed quota: its scheduler looks again.
+                if let Some(upstream) = self.upstream(&payload) {
                     upstream.scheduler().wake();
                 }
             } else if let Some((verb, name)) = payload.split_once(' ') {

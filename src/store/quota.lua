@@ -11,8 +11,9 @@ local HORIZON = 366 * 24 * 3600 * 1000
 local STALE_SLACK = 1000
 local SILENT_PROBE_SUCCESSES = 200
 local UNKNOWN_RESET_POLL = 1000
--- An idle tracker's state is forgotten after a week.
-local KEEP = 7 * 24 * 3600 * 1000
+-- An idle tracker's state is forgotten after two days (the longest reset any header may
+-- announce), so partition keys that stop coming do not fill Redis.
+local KEEP = 2 * 24 * 3600 * 1000
 
 local FIELDS = { 'lim', 'rem', 'rst', 'win', 'wann', 'src', 'newest', 'rolled', 'rb', 'pat',
     'prb', 'exr', 'grs', 'rann', 'rbo', 'longest', 'pause', 'lvl', 'lat', 'uncf', 'rtt', 'spk',

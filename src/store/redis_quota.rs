@@ -32,6 +32,9 @@ const MAX_COUNT: u64 = 1 << 53;
 const MAX_PENDING: usize = 10_000;
 /// Settlements sent in one script call.
 const BATCH: usize = 256;
+/// Farthest ahead a wait from Redis is believed (a reset announced for two days at most,
+/// as the header parser caps it).
+const MAX_AHEAD: Duration = Duration::from_secs(2 * 24 * 3600);
 /// Fields per settlement in the settle script's arguments.
 const OP_FIELDS: usize = 18;
 
@@ -42,6 +45,7 @@ type ReserveReply = (u64, u8, i64, i64, i64, i64, i64, String, u64);
 /// One upstream's quota in the fleet's Redis.
 pub struct RedisQuota {
     fleet: Arc<Fleet>,
+    name: String,
     tag: String,
     config: TrackerConfig,
     ttl_ms: u64,
@@ -80,6 +84,7 @@ impl RedisQuota {
         });
         Arc::new(Self {
             tag: fleet.tag(name),
+            name: name.to_owned(),
             ttl_ms: duration_ms(fleet.config().reservation_ttl),
             fleet,
             config,
@@ -103,6 +108,19 @@ impl RedisQuota {
     /// The fleet this quota is shared in.
     pub fn fleet(&self) -> &Arc<Fleet> {
         &self.fleet
+    }
+
+    /// The local instant of Redis's `until` (ms), read when Redis's clock said `redis_now`
+    /// and ours `now`. Values from Redis are checked: never before `now`, at most
+    /// `retry.max_delay` (or a window's worth of a day) ahead.
+    fn local_instant(&self, now: Instant, redis_now: i64, until: i64) -> Instant {
+        let ahead = until
+            .checked_sub(redis_now)
+            .and_then(|ms| u64::try_from(ms).ok())
+            .unwrap_or(0);
+        let cap = self.config.max_delay.max(MAX_AHEAD);
+        now.checked_add(Duration::from_millis(ahead).min(cap))
+            .unwrap_or(now)
     }
 
     /// The script's clock argument: 0 (Redis `TIME`) unless pinned.
@@ -196,18 +214,34 @@ impl QuotaStore for RedisQuota {
             .arg(self.ttl_ms)
             .arg(interval)
             .arg(burst);
-        let reply: ReserveReply = self
+        let reply: Result<ReserveReply, StoreError> = self
             .fleet
             .call("reserve", |mut conn| async move {
                 call.invoke_async(&mut conn).await
             })
-            .await?;
+            .await;
         let (granted, kind, until, redis_now, limit, remaining, reset_in, source, in_flight) =
-            reply;
+            match reply {
+                Ok(reply) => reply,
+                Err(err) => {
+                    // The script may have run and the answer got lost (a timeout): give back
+                    // whatever it may have granted, once Redis answers again (removing a
+                    // reservation that does not exist changes nothing).
+                    for n in 1..=wanted {
+                        self.settle_later(Settlement {
+                            key: key.clone(),
+                            target: key.clone(),
+                            route: Arc::from(""),
+                            ticket: format!("{ticket}:{n}"),
+                            sent_at: now,
+                            outcome: Outcome::Released,
+                        });
+                    }
+                    return Err(err);
+                }
+            };
         let wait = match kind {
-            1 => Some(Wait::Until(
-                now + Duration::from_millis(u64::try_from(until - redis_now).unwrap_or(0)),
-            )),
+            1 => Some(Wait::Until(self.local_instant(now, redis_now, until))),
             2 => Some(Wait::Response),
             _ => None,
         };
@@ -301,7 +335,8 @@ impl QuotaStore for RedisQuota {
         call.arg(self.clock(now))
             .arg(duration_ms(self.config.base_delay))
             .arg(duration_ms(self.config.max_delay))
-            .arg(self.fleet.wake_channel());
+            .arg(self.fleet.wake_channel())
+            .arg(&self.name);
         for arg in &args {
             call.arg(arg);
         }
@@ -320,12 +355,7 @@ impl QuotaStore for RedisQuota {
         }
         Ok(pauses
             .into_iter()
-            .map(|until| {
-                u64::try_from(until - redis_now)
-                    .ok()
-                    .filter(|_| until >= 0)
-                    .map(|ms| now + Duration::from_millis(ms))
-            })
+            .map(|until| (until >= 0).then(|| self.local_instant(now, redis_now, until)))
             .collect())
     }
 

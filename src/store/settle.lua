@@ -1,5 +1,6 @@
 -- settle: applies a batch of reservation outcomes. KEYS: the trackers' hashes and sets the
--- ops name by index. ARGV: now override, base delay, max delay, wake channel, then 18 fields
+-- ops name by index. ARGV: now override, base delay, max delay, wake channel, upstream name
+-- (the wake message), then 18 fields
 -- per op: kind (o answered, s spent, r released, p pause), state key, reserved set, target
 -- set, reservation id, sent ago, received ago, limited, success, has quota, limit, remaining,
 -- reset after, window, retry after, bucket, source, jitter unit (-1: not announced).
@@ -9,7 +10,7 @@ local base = tonumber(ARGV[2])
 local max_delay = tonumber(ARGV[3])
 local channel = ARGV[4]
 local out = {}
-local i = 5
+local i = 6
 while i + 17 <= #ARGV do
     local kind = ARGV[i]
     local hkey = KEYS[tonumber(ARGV[i + 1])]
@@ -19,8 +20,10 @@ while i + 17 <= #ARGV do
     local sent = now - (opt(ARGV[i + 5]) or 0)
     local recv = now - (opt(ARGV[i + 6]) or 0)
     local pause = -1
-    redis.call('ZREM', fkey, id)
-    if kind ~= 'r' then
+    -- An answer or a spend counts once: only while its reservation is still there (a batch
+    -- sent again after a lost reply, or one from before Redis restarted empty, is skipped).
+    local held = redis.call('ZREM', fkey, id) == 1
+    if kind == 'p' or (held and kind ~= 'r') then
         local s = load(hkey)
         if kind == 'o' then
             local obs = {
@@ -48,5 +51,5 @@ while i + 17 <= #ARGV do
     out[#out + 1] = pause
     i = i + 18
 end
-redis.call('PUBLISH', channel, 'settled')
+redis.call('PUBLISH', channel, ARGV[5])
 return { out, now }
