@@ -646,7 +646,7 @@ async fn a_settlement_sent_twice_counts_once() {
     };
     // The reply to the first was lost (say): the flusher sends the batch again.
     remote
-        .settle(&[spend.clone()], at(30))
+        .settle(std::slice::from_ref(&spend), at(30))
         .await
         .expect("settle");
     remote.settle(&[spend], at(40)).await.expect("settle again");
