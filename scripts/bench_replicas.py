@@ -14,33 +14,16 @@ every request has a timeout and the run a deadline.
 import argparse
 import concurrent.futures
 import json
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 
 import requests
 
+from bench_common import free_port, wait_port
+
 LIMIT, WINDOW, CLIENTS, TOTAL = 20, 2, 32, 160
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, deadline=15.0):
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"port {port} did not open")
 
 
 def main():

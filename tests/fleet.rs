@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,32 +54,8 @@ async fn replicas(n: usize, upstream: &UpstreamConfig, store: Option<StoreConfig
 /// `REQUESTS` GETs from `CLIENTS` concurrent clients, client `c` on replica `c % n`.
 /// Returns every status (0: no response).
 async fn load(gateways: &[Gateway]) -> Vec<u16> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let http = client();
-    let mut tasks = Vec::new();
-    for c in 0..CLIENTS {
-        let url = gateways[c % gateways.len()].url("/supplier/items");
-        let next = Arc::clone(&next);
-        let http = http.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut statuses = Vec::new();
-            while next.fetch_add(1, Ordering::SeqCst) < REQUESTS {
-                let status = http
-                    .get(&url)
-                    .timeout(Duration::from_secs(90))
-                    .send()
-                    .await
-                    .map_or(0, |r| r.status().as_u16());
-                statuses.push(status);
-            }
-            statuses
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.expect("client task"));
-    }
-    all
+    let urls: Vec<String> = gateways.iter().map(|g| g.url("/supplier/items")).collect();
+    support::load_spread(&urls, CLIENTS, REQUESTS).await
 }
 
 /// Share of the supplier's quota used over the windows fully inside the run.

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use headroom::sim::Convention;
@@ -18,30 +17,9 @@ const WINDOW: Duration = Duration::from_secs(2);
 
 /// 32 pollers share 160 GETs; returns the statuses they saw and how long it took.
 async fn burst(url: String) -> (Vec<u16>, Duration) {
-    let http = client();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
-    let mut pollers = tokio::task::JoinSet::new();
-    for _ in 0..CLIENTS {
-        let (http, next, url) = (http.clone(), next.clone(), url.clone());
-        pollers.spawn(async move {
-            let mut statuses = Vec::new();
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < REQUESTS {
-                let status = http
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_or(0, |r| r.status().as_u16());
-                statuses.push(status);
-            }
-            statuses
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(statuses) = pollers.join_next().await {
-        all.extend(statuses.expect("poller"));
-    }
-    (all, started.elapsed())
+    let statuses = support::load_spread(&[url], CLIENTS, REQUESTS).await;
+    (statuses, started.elapsed())
 }
 
 async fn convention_run(convention: Convention) {

@@ -117,6 +117,25 @@ pub enum Source {
 }
 
 impl Source {
+    /// Every convention, in the parser's order.
+    pub const ALL: [Source; 15] = [
+        Self::Ietf,
+        Self::Ietf07,
+        Self::Ietf06,
+        Self::Gitlab,
+        Self::Github,
+        Self::Discord,
+        Self::Reddit,
+        Self::XRateLimit,
+        Self::XRateLimitDashed,
+        Self::Shopify,
+        Self::Salesforce,
+        Self::Hubspot,
+        Self::Stripe,
+        Self::RetryAfter,
+        Self::Status,
+    ];
+
     /// The stable label of this convention.
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -393,27 +393,10 @@ fn duration_ms(d: Duration) -> u64 {
 
 /// The `&'static` label of a source name the script stored.
 fn source_name(name: &str) -> Option<&'static str> {
-    const ALL: [Source; 15] = [
-        Source::Ietf,
-        Source::Ietf07,
-        Source::Ietf06,
-        Source::Gitlab,
-        Source::Github,
-        Source::Discord,
-        Source::Reddit,
-        Source::XRateLimit,
-        Source::XRateLimitDashed,
-        Source::Shopify,
-        Source::Salesforce,
-        Source::Hubspot,
-        Source::Stripe,
-        Source::RetryAfter,
-        Source::Status,
-    ];
     if name == "inferred" {
         return Some("inferred");
     }
-    ALL.iter().map(|s| s.as_str()).find(|s| *s == name)
+    Source::ALL.iter().map(|s| s.as_str()).find(|s| *s == name)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

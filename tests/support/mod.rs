@@ -440,3 +440,32 @@ pub async fn assert_all_released(
         assert_eq!(response.text().await.expect("body"), "released");
     }
 }
+
+/// `requests` GETs from `clients` concurrent pollers, poller `c` on `urls[c % urls.len()]`;
+/// every status (0: no response), in no particular order.
+pub async fn load_spread(urls: &[String], clients: usize, requests: usize) -> Vec<u16> {
+    let http = client();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut pollers = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let (http, next, url) = (http.clone(), next.clone(), urls[c % urls.len()].clone());
+        pollers.spawn(async move {
+            let mut statuses = Vec::new();
+            while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < requests {
+                let status = http
+                    .get(&url)
+                    .timeout(Duration::from_secs(90))
+                    .send()
+                    .await
+                    .map_or(0, |r| r.status().as_u16());
+                statuses.push(status);
+            }
+            statuses
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(statuses) = pollers.join_next().await {
+        all.extend(statuses.expect("poller"));
+    }
+    all
+}

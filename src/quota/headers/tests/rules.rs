@@ -123,23 +123,7 @@ fn warnings_keep_64_characters_and_non_ascii_values() {
 
 #[test]
 fn source_labels_are_distinct() {
-    let all = [
-        Source::Ietf,
-        Source::Ietf07,
-        Source::Ietf06,
-        Source::Gitlab,
-        Source::Github,
-        Source::Discord,
-        Source::Reddit,
-        Source::XRateLimit,
-        Source::XRateLimitDashed,
-        Source::Shopify,
-        Source::Salesforce,
-        Source::Hubspot,
-        Source::Stripe,
-        Source::RetryAfter,
-        Source::Status,
-    ];
+    let all = Source::ALL;
     let labels: HashSet<&str> = all.iter().map(|s| s.as_str()).collect();
     assert_eq!(labels.len(), all.len());
     assert_eq!(Source::Ietf07.to_string(), "ietf-07");
