@@ -59,6 +59,10 @@ pub enum ProxyError {
     /// the client's slowness, not the supplier's.
     #[error("the request body did not arrive within {}", humantime::format_duration(*.0))]
     RequestTimeout(Duration),
+    /// The client closed its side of the connection while the request waited for quota:
+    /// it was not sent (a client that vanished costs no quota). nginx's 499.
+    #[error("the client closed its side of the connection while the request waited for quota; it was not sent")]
+    ClientClosed,
     /// Headroom's own fault (a bug): answered rather than left hanging.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -107,6 +111,7 @@ impl ProxyError {
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ClientClosed => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             Self::QueueFull { .. } | Self::QueueTimeout { .. } | Self::BreakerOpen { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -128,6 +133,7 @@ impl ProxyError {
             Self::BreakerOpen { .. } => "breaker_open",
             Self::RequestTimeout(_) => "request_timeout",
             Self::Internal(_) => "internal_error",
+            Self::ClientClosed => "client_closed",
         }
     }
 

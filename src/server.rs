@@ -9,7 +9,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use crate::proxy::idle::WriteStallGuard;
+use crate::proxy::idle::{ReadEnd, WriteStallGuard};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -181,6 +181,9 @@ async fn serve_proxy(
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true)
+        // A client that half-closes after its request (scripts, netcat, some HTTP/1.0
+        // clients) still gets its answer (RFC 9112 9.6); the connection closes after it.
+        .half_close(true)
         // Room above the configured limit, so oversized heads reach the handler and get the
         // JSON 431 instead of hyper's bare one.
         .max_buf_size((max_header_bytes * 2).max(8 * 1024))
@@ -200,11 +203,13 @@ async fn serve_proxy(
         };
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&proxy);
+        let read_end = Arc::new(ReadEnd::watching(&stream));
+        let stream = WriteStallGuard::new(stream, idle_timeout, Arc::clone(&read_end));
         let service = service_fn(move |request| {
             let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(peer, request).await) }
+            let read_end = Arc::clone(&read_end);
+            async move { Ok::<_, std::convert::Infallible>(proxy.handle(peer, request, read_end).await) }
         });
-        let stream = WriteStallGuard::new(stream, idle_timeout);
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(err) = connection.await {

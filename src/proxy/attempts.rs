@@ -183,6 +183,9 @@ pub struct Plan {
     pub deadline: Instant,
     /// Whether the request may be sent again ([`retry::is_safe_to_repeat`]).
     pub safe_to_repeat: bool,
+    /// Tells when the client's side of its connection ends: a request still waiting for
+    /// quota then leaves the queue unsent.
+    pub read_end: Arc<crate::proxy::idle::ReadEnd>,
 }
 
 /// How one attempt ended, as the attempt loop needs it.
@@ -340,9 +343,26 @@ pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
         let acquire = upstream
             .scheduler()
             .acquire(plan.priority, ask, plan.deadline);
-        let acquired = match plan.body.spool(upstream) {
-            None => Ok(acquire.await),
-            Some(spool) => acquire_reading(acquire, spool, &mut plan.body).await,
+        let read_end = Arc::clone(&plan.read_end);
+        let acquiring = async {
+            match plan.body.spool(upstream) {
+                None => Ok(acquire.await),
+                Some(spool) => acquire_reading(acquire, spool, &mut plan.body).await,
+            }
+        };
+        // A grant at once goes, even to a client that half-closed after its request (it
+        // still reads the answer); one that must wait gives up its place when the client's
+        // side ends: a client that closed its connection is indistinguishable from one that
+        // half-closed, and must cost no quota.
+        let acquired = tokio::select! {
+            biased;
+            acquired = acquiring => acquired,
+            () = read_end.wait() => {
+                drop(admitted);
+                upstream.note_rejected("client_closed");
+                attempted.result = Err(ProxyError::ClientClosed);
+                return attempted;
+            }
         };
         let grant = match acquired {
             Ok(Ok(grant)) => grant,

@@ -18,7 +18,7 @@ use crate::proxy::access_log::AccessLog;
 use crate::proxy::attempts::{self, PendingBody, Plan};
 use crate::proxy::body::{BodyProgress, LimitedBody, ObservedBody};
 use crate::proxy::headers::{self, HEADROOM_ATTEMPTS, HEADROOM_QUEUE_MS, X_REQUEST_ID};
-use crate::proxy::idle::IdleBody;
+use crate::proxy::idle::{IdleBody, ReadEnd};
 use crate::proxy::links;
 use crate::proxy::Router;
 use crate::quota::state::route_of;
@@ -26,6 +26,32 @@ use crate::retry;
 use crate::scheduler::queue::HEADROOM_PRIORITY;
 use crate::scheduler::Priority;
 use crate::upstream::Upstream;
+
+/// RFC 9112 3.2: an HTTP/1.1 request carries exactly one `Host`, and it is a valid
+/// `host[:port]` (empty is allowed); HTTP/1.0 may leave it out.
+fn check_host(request: &Request<Incoming>) -> Result<(), ProxyError> {
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(ProxyError::BadRequest("more than one Host header".into()));
+    }
+    let Some(host) = host else {
+        if request.version() == http::Version::HTTP_10 {
+            return Ok(());
+        }
+        return Err(ProxyError::BadRequest(
+            "an HTTP/1.1 request needs a Host header".into(),
+        ));
+    };
+    let bytes = host.as_bytes();
+    let valid = bytes.is_empty()
+        || (!bytes.contains(&b'@') && http::uri::Authority::try_from(bytes).is_ok());
+    if valid {
+        Ok(())
+    } else {
+        Err(ProxyError::BadRequest("invalid Host header".into()))
+    }
+}
 
 /// Milliseconds for `Headroom-Queue-Ms` and the log.
 fn queue_ms(wait: Duration) -> u64 {
@@ -86,16 +112,29 @@ impl Proxy {
     }
 
     /// Serves one client request from `peer`.
-    pub async fn handle(&self, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    /// `read_end` tells when the client's side of the connection ends (see [`ReadEnd`]).
+    pub async fn handle(
+        &self,
+        peer: SocketAddr,
+        request: Request<Incoming>,
+        read_end: Arc<ReadEnd>,
+    ) -> Response<Body> {
         let started = Instant::now();
         let request_id = headers::request_id(request.headers());
+        // `Connection: close` read byte-wise: a value with other odd bytes in it still closes.
+        let close = headers::asks_to_close(request.headers());
         let method = request.method().to_string();
         let path = request.uri().path().to_owned();
 
         // A panic on the request path is a bug; the client still gets an answer (500), and
         // it is counted, rather than a dropped connection.
-        let forwarded =
-            std::panic::AssertUnwindSafe(self.forward(peer, request, &request_id, started));
+        let forwarded = std::panic::AssertUnwindSafe(self.forward(
+            peer,
+            request,
+            &request_id,
+            started,
+            read_end,
+        ));
         let outcome = match futures_util::FutureExt::catch_unwind(forwarded).await {
             Ok(outcome) => outcome,
             Err(_panic) => {
@@ -126,6 +165,7 @@ impl Proxy {
             Ok(upstream_response) => {
                 let (mut parts, body) = upstream_response.into_parts();
                 headers::strip_hop_by_hop(&mut parts.headers);
+                headers::add_via(&mut parts.headers);
                 if let Some(upstream) = outcome.upstream.as_ref() {
                     if upstream.config().rewrite_links {
                         links::rewrite(
@@ -141,12 +181,23 @@ impl Proxy {
             }
             Err(error) => {
                 log.error = Some(error.code());
-                let response = error.into_response(log.upstream.as_deref(), &log.request_id);
+                let malformed = matches!(error, ProxyError::BadRequest(_));
+                let mut response = error.into_response(log.upstream.as_deref(), &log.request_id);
+                if malformed {
+                    // After a malformed request the connection's framing cannot be trusted:
+                    // close it (RFC 9112 9.6), as for a request hyper could not parse.
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 log.status = response.status().as_u16();
                 response.map(|body| Body::new(ObservedBody::new(body, log)))
             }
         };
         let headers = response.headers_mut();
+        if close {
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         headers.insert(&X_REQUEST_ID, request_id);
         headers.insert(&HEADROOM_ATTEMPTS, HeaderValue::from(outcome.attempts));
         headers.insert(
@@ -162,6 +213,7 @@ impl Proxy {
         request: Request<Incoming>,
         request_id: &HeaderValue,
         started: Instant,
+        read_end: Arc<ReadEnd>,
     ) -> Outcome {
         if let Err(error) = self.admit(&request) {
             return Outcome::refused(None, error);
@@ -204,6 +256,7 @@ impl Proxy {
             route,
             deadline: started + upstream.config().queue.max_wait,
             safe_to_repeat,
+            read_end,
         };
         let attempted = attempts::run(&upstream, plan).await;
         Outcome {
@@ -221,13 +274,10 @@ impl Proxy {
         if method == Method::CONNECT || method == Method::TRACE {
             return Err(ProxyError::MethodNotAllowed(method.to_string()));
         }
-        if request.uri().scheme().is_some() || request.uri().authority().is_some() {
-            return Err(ProxyError::BadRequest(
-                "absolute-form request targets are refused: Headroom is a reverse proxy, \
-                 send the path only (GET /prefix/...)"
-                    .into(),
-            ));
-        }
+        // Absolute-form targets (`GET http://host/prefix/...`) are accepted (RFC 9112 3.2.2)
+        // and routed by their path alone: the authority never picks the destination, so
+        // Headroom is never an open proxy.
+        check_host(request)?;
         if headers::head_size(method, request.uri(), request.headers()) > self.max_header_bytes {
             return Err(ProxyError::HeadersTooLarge {
                 limit: self.max_header_bytes,

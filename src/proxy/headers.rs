@@ -20,33 +20,66 @@ pub static HEADROOM_QUEUE_MS: HeaderName = HeaderName::from_static("headroom-que
 const MAX_REQUEST_ID_LEN: usize = 200;
 
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1), plus the
-/// non-standard ones proxies are known to receive.
-const HOP_BY_HOP: [&str; 9] = [
+/// non-standard ones proxies are known to receive. `Trailer` is not among them: it is
+/// end-to-end, and a trailer is only sent when it is declared.
+const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
     "proxy-authorization",
     "proxy-connection",
     "te",
-    "trailer",
     "transfer-encoding",
     "upgrade",
 ];
 
-/// Removes hop-by-hop headers and every header the `Connection` header names.
+/// `Via`.
+pub static VIA: HeaderName = HeaderName::from_static("via");
+/// What Headroom adds to `Via` (RFC 9110 7.6.3): protocol version and a pseudonym.
+const VIA_HEADROOM: &str = "1.1 headroom";
+
+/// Removes hop-by-hop headers and every header the `Connection` header names (each
+/// comma-separated token that is a valid field name, whatever other bytes the value holds).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim_ascii()).ok())
         .collect();
     for name in named {
         headers.remove(name);
     }
+    // A message framed by `Transfer-Encoding` loses any `Content-Length` (RFC 9112 6.3):
+    // forwarded with a length of its own, the body would be cut at the stale one.
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     for name in HOP_BY_HOP {
         headers.remove(name);
+    }
+}
+
+/// Whether the `Connection` header holds the `close` token (read byte-wise, so a value with
+/// non-ASCII bytes in it still counts).
+pub fn asks_to_close(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+/// Appends Headroom to the `Via` header (one value, after those already there).
+pub fn add_via(headers: &mut HeaderMap) {
+    let mut via: Vec<u8> = Vec::new();
+    for value in headers.get_all(&VIA) {
+        via.extend_from_slice(value.as_bytes());
+        via.extend_from_slice(b", ");
+    }
+    via.extend_from_slice(VIA_HEADROOM.as_bytes());
+    if let Ok(value) = HeaderValue::from_bytes(&via) {
+        headers.insert(&VIA, value);
     }
 }
 
@@ -59,7 +92,17 @@ pub fn prepare_upstream_request(
     client_ip: IpAddr,
     request_id: &HeaderValue,
 ) {
+    // `TE: trailers` says the client takes trailers: the one `TE` a proxy passes on.
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"trailers"));
     strip_hop_by_hop(headers);
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    add_via(headers);
     headers.remove(header::HOST);
     headers.remove(header::EXPECT);
     let forwarded_for = match headers

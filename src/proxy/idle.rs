@@ -9,12 +9,15 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::proxy::body::BoxError;
@@ -66,15 +69,118 @@ impl Stall {
 pub struct WriteStallGuard<IO> {
     inner: IO,
     stall: Stall,
+    read_end: Arc<ReadEnd>,
+}
+
+/// Tells when a client's side of its connection has ended (it half-closed, or closed): a
+/// request still waiting for quota then gives up its place, since a client that closed its
+/// connection cannot be told from one that half-closed, and must cost no quota; a request
+/// already under way is still answered. hyper does not read a half-closed connection while a
+/// request is in flight, so this looks at the socket itself, through a duplicate of its
+/// descriptor, and only while a request waits.
+#[derive(Debug, Default)]
+pub struct ReadEnd {
+    ended: AtomicBool,
+    notify: Notify,
+    /// A duplicate of the client socket's descriptor (unix), registered with tokio only
+    /// when a request first has to wait.
+    socket: std::sync::Mutex<Option<std::net::TcpStream>>,
+}
+
+/// How often a waiting request looks again when the client's socket holds unread bytes (a
+/// body or a pipelined request), which hide whether the client has closed after them.
+const PEEK_AGAIN: Duration = Duration::from_millis(50);
+
+impl ReadEnd {
+    /// Watches `stream` (a duplicate of its descriptor is kept; none when that fails).
+    pub fn watching(stream: &tokio::net::TcpStream) -> Self {
+        #[cfg(unix)]
+        let socket = {
+            use std::os::fd::AsFd;
+            stream
+                .as_fd()
+                .try_clone_to_owned()
+                .ok()
+                .map(std::net::TcpStream::from)
+        };
+        #[cfg(not(unix))]
+        let socket = {
+            let _ = stream;
+            None
+        };
+        Self {
+            socket: std::sync::Mutex::new(socket),
+            ..Self::default()
+        }
+    }
+
+    fn mark(&self) {
+        if !self.ended.swap(true, Ordering::AcqRel) {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Whether the client's side has ended.
+    pub fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the client's side has ended (never, when it cannot be watched).
+    pub async fn wait(&self) {
+        let watched = self
+            .socket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .and_then(|s| s.try_clone().ok())
+            .and_then(|s| s.set_nonblocking(true).ok().map(|()| s))
+            .and_then(|s| tokio::net::TcpStream::from_std(s).ok());
+        let Some(socket) = watched else {
+            return self.marked().await;
+        };
+        let mut byte = [0u8; 1];
+        loop {
+            tokio::select! {
+                () = self.marked() => return,
+                peeked = socket.peek(&mut byte) => match peeked {
+                    // End of stream, or the connection reset: the client's side is gone.
+                    Ok(0) | Err(_) => {
+                        self.mark();
+                        return;
+                    }
+                    Ok(_) => tokio::time::sleep(PEEK_AGAIN).await,
+                },
+            }
+        }
+    }
+
+    /// Resolves once [`ReadEnd::mark`] was called (a read of the connection saw its end).
+    async fn marked(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.ended() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl<IO> WriteStallGuard<IO> {
-    /// Wraps `inner`.
-    pub fn new(inner: IO, limit: Duration) -> Self {
+    /// Wraps `inner`; `read_end` is told when a read finds the end of the stream.
+    pub fn new(inner: IO, limit: Duration, read_end: Arc<ReadEnd>) -> Self {
         Self {
             inner,
             stall: Stall::new(limit),
+            read_end,
         }
+    }
+
+    /// What tells when the client's side of this connection ends.
+    pub fn read_end(&self) -> Arc<ReadEnd> {
+        Arc::clone(&self.read_end)
     }
 
     fn check<T>(
@@ -102,7 +208,15 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(())))
+            && buf.filled().len() == before
+            && buf.remaining() > 0
+        {
+            self.read_end.mark();
+        }
+        polled
     }
 }
 
@@ -240,7 +354,7 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         // A pipe whose reader never reads: writes block once its buffer is full.
         let (writer, _reader) = tokio::io::duplex(64);
-        let mut guarded = WriteStallGuard::new(writer, Duration::from_secs(5));
+        let mut guarded = WriteStallGuard::new(writer, Duration::from_secs(5), Arc::default());
         let err = guarded.write_all(&[0u8; 1024]).await.expect_err("stalled");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }

@@ -1,0 +1,417 @@
+//! HTTP/1.1 as a proxy must speak it (RFC 9112, RFC 9110), one case per requirement, over raw
+//! sockets: what the client writes byte for byte, what the supplier receives byte for byte.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::{raw_request, upstream_config, Gateway};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A supplier that records each request head as it arrived (lowercase) and answers every
+/// request with the same raw bytes.
+struct RawSupplier {
+    addr: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl RawSupplier {
+    async fn start(answer: &'static [u8]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&heads);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    loop {
+                        let Some(head) = read_head(&mut stream).await else {
+                            return;
+                        };
+                        // A request body of Content-Length bytes is read and dropped.
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0; length];
+                        if stream.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        // A chunked one up to its last chunk (no trailers sent here).
+                        if head.contains("transfer-encoding: chunked") {
+                            let mut tail = Vec::new();
+                            let mut byte = [0u8; 1];
+                            while !tail.ends_with(b"0\r\n\r\n") {
+                                if stream.read_exact(&mut byte).await.is_err() {
+                                    return;
+                                }
+                                tail.push(byte[0]);
+                            }
+                        }
+                        seen.lock().expect("lock").push(head);
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, heads }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("lock").clone()
+    }
+}
+
+/// Reads one request head (up to the blank line), lowercased; `None` at end of stream.
+async fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&head).to_ascii_lowercase())
+}
+
+async fn gateway_for(url: &str) -> Gateway {
+    Gateway::start(vec![upstream_config("s", "/s", url)]).await
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
+
+/// RFC 9112 section 9.6: a client may close its sending side after its request; the
+/// server still answers, then closes.
+#[tokio::test]
+async fn a_half_closed_client_still_gets_its_answer() {
+    let supplier = RawSupplier::start(OK).await;
+    let gateway = gateway_for(&supplier.url()).await;
+    let mut stream = TcpStream::connect(gateway.proxy).await.expect("connect");
+    stream
+        .write_all(b"GET /s/x HTTP/1.1\r\nHost: headroom\r\n\r\n")
+        .await
+        .expect("write");
+    stream.shutdown().await.expect("half-close");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the connection is closed after the answer")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.ends_with("ok"), "{answer:?}");
+}
+
+/// RFC 9110 section 7.6.1: every header named in `Connection` goes, whatever else the value
+/// holds (one non-ASCII byte must not make the whole header skipped); so do the known
+/// hop-by-hop ones, in both directions. `TE: trailers` is the one `TE` that may pass.
+#[tokio::test]
+async fn connection_headers_and_what_they_name_are_dropped_both_ways() {
+    static ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\
+        Connection: X-Up-Secret, \xe9\r\nX-Up-Secret: 1\r\nKeep-Alive: timeout=5\r\n\
+        Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\nX-End-To-End: kept\r\n\r\nok";
+    let supplier = RawSupplier::start(ANSWER).await;
+    let gateway = gateway_for(&supplier.url()).await;
+    let mut request =
+        b"GET /s/x HTTP/1.1\r\nHost: headroom\r\nConnection: close, X-Secret-Hop, ".to_vec();
+    request.extend_from_slice(b"\xe9\r\nX-Secret-Hop: 1\r\nKeep-Alive: 300\r\n");
+    request.extend_from_slice(b"Proxy-Connection: keep-alive\r\nTE: gzip\r\nUpgrade: h2c\r\n");
+    request.extend_from_slice(b"X-End-To-End: kept\r\n\r\n");
+    let answer = raw_request(gateway.proxy, &request)
+        .await
+        .to_ascii_lowercase();
+    let head = &supplier.heads()[0];
+    for gone in [
+        "x-secret-hop",
+        "keep-alive",
+        "proxy-connection",
+        "\nte:",
+        "upgrade",
+    ] {
+        assert!(!head.contains(gone), "{gone} reached the supplier:\n{head}");
+    }
+    assert!(head.contains("x-end-to-end: kept"), "{head}");
+    for gone in ["x-up-secret", "keep-alive", "proxy-connection", "upgrade"] {
+        assert!(
+            !answer.contains(gone),
+            "{gone} reached the client:\n{answer}"
+        );
+    }
+    assert!(answer.contains("x-end-to-end: kept"), "{answer}");
+
+    let answer = raw_request(
+        gateway.proxy,
+        b"GET /s/y HTTP/1.1\r\nHost: headroom\r\nTE: trailers\r\nConnection: close, TE\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        supplier.heads()[1].contains("\r\nte: trailers\r\n"),
+        "TE: trailers passes: {}",
+        supplier.heads()[1]
+    );
+}
+
+/// RFC 9110 section 6.5: trailers of a chunked response reach a client that accepts them.
+#[tokio::test]
+async fn trailers_pass_through() {
+    static ANSWER: &[u8] =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n\
+        5\r\nhello\r\n0\r\nX-Checksum: abc123\r\n\r\n";
+    let supplier = RawSupplier::start(ANSWER).await;
+    let gateway = gateway_for(&supplier.url()).await;
+    let answer = raw_request(
+        gateway.proxy,
+        b"GET /s/x HTTP/1.1\r\nHost: headroom\r\nTE: trailers\r\nConnection: close, TE\r\n\r\n",
+    )
+    .await;
+    assert!(answer.contains("hello"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("x-checksum: abc123"),
+        "the trailer arrived: {answer:?}"
+    );
+}
+
+/// RFC 9112 section 6.3: a message with both `Transfer-Encoding` and `Content-Length` is
+/// framed by the former; a proxy forwarding it must drop the length.
+#[tokio::test]
+async fn a_response_with_length_and_chunked_loses_the_length() {
+    static ANSWER: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
+        b\r\nhello world\r\n0\r\n\r\n";
+    let supplier = RawSupplier::start(ANSWER).await;
+    let gateway = gateway_for(&supplier.url()).await;
+    let answer = raw_request(
+        gateway.proxy,
+        b"GET /s/x HTTP/1.1\r\nHost: headroom\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("content-length: 5"),
+        "the stale length went out: {answer:?}"
+    );
+    assert!(answer.contains("hello world"), "the whole body: {answer:?}");
+}
+
+/// RFC 9110 section 7.6.3: a proxy adds `Via` in both directions, after any already there.
+#[tokio::test]
+async fn via_is_added_both_ways() {
+    static ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nVia: 1.1 cdn-edge\r\n\r\nok";
+    let supplier = RawSupplier::start(ANSWER).await;
+    let gateway = gateway_for(&supplier.url()).await;
+    let answer = raw_request(
+        gateway.proxy,
+        b"GET /s/x HTTP/1.1\r\nHost: headroom\r\nVia: 1.0 corp-proxy\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .to_ascii_lowercase();
+    let head = &supplier.heads()[0];
+    assert!(
+        head.contains("via: 1.0 corp-proxy, 1.1 headroom"),
+        "request Via: {head}"
+    );
+    assert!(
+        answer.contains("via: 1.1 cdn-edge, 1.1 headroom"),
+        "response Via: {answer}"
+    );
+}
+
+/// RFC 9112 section 3.2.2: a server must accept absolute-form targets. Headroom routes them
+/// by their path alone: the authority never chooses where the request goes.
+#[tokio::test]
+async fn absolute_form_targets_are_routed_by_path_alone() {
+    let supplier = RawSupplier::start(OK).await;
+    let gateway = gateway_for(&supplier.url()).await;
+    let answer = raw_request(
+        gateway.proxy,
+        b"GET http://elsewhere.invalid/s/items?page=2 HTTP/1.1\r\nHost: elsewhere.invalid\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        supplier.heads()[0].starts_with("get /items?page=2 http/1.1"),
+        "{}",
+        supplier.heads()[0]
+    );
+    // The supplier's own address as authority, a path no prefix matches: no route, never
+    // a request to that authority.
+    let target = format!(
+        "GET http://{}/other HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        supplier.addr, supplier.addr
+    );
+    let answer = raw_request(gateway.proxy, target.as_bytes()).await;
+    support::assert_refused(&answer, 404, "no_route");
+    assert_eq!(supplier.heads().len(), 1);
+}
+
+/// Sends `request` and expects a 400 after which the connection is closed (a second
+/// request written on it gets no answer).
+async fn assert_rejected_and_closed(gateway: &Gateway, request: &[u8], why: &str) {
+    let mut stream = TcpStream::connect(gateway.proxy).await.expect("connect");
+    let mut bytes = request.to_vec();
+    bytes.extend_from_slice(b"GET /s/next HTTP/1.1\r\nHost: headroom\r\n\r\n");
+    stream.write_all(&bytes).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("{why}: the connection stayed open"))
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{why}: {answer:?}");
+    assert_eq!(
+        answer.lines().filter(|l| l.starts_with("HTTP/")).count(),
+        1,
+        "{why}: one answer, then closed: {answer:?}"
+    );
+}
+
+/// RFC 9112 sections 3.2, 5.2, 6.3 and 7.1: requests a server must reject, with 400 and
+/// the connection closed (smuggling defences).
+#[tokio::test]
+async fn malformed_framing_and_hosts_are_rejected_and_the_connection_closed() {
+    let supplier = RawSupplier::start(OK).await;
+    let gateway = gateway_for(&supplier.url()).await;
+    let cases: [(&[u8], &str); 8] = [
+        (b"GET /s/x HTTP/1.1\r\n\r\n", "3.2: no Host in HTTP/1.1"),
+        (
+            b"GET /s/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "3.2: two Host fields",
+        ),
+        (b"GET /s/x HTTP/1.1\r\nHost: a b\r\n\r\n", "3.2: invalid Host"),
+        (
+            b"POST /s/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+            "6.3: two different Content-Length",
+        ),
+        (
+            b"POST /s/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello",
+            "6.3: a Content-Length list",
+        ),
+        (
+            b"POST /s/x HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello",
+            "6.3: invalid Content-Length",
+        ),
+        (
+            b"GET /s/x HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n",
+            "5.2: obs-fold",
+        ),
+        (
+            b"POST /s/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+            "7.1: bad chunk size",
+        ),
+    ];
+    for (request, why) in cases {
+        assert_rejected_and_closed(&gateway, request, why).await;
+    }
+    assert!(
+        supplier.heads().is_empty(),
+        "nothing malformed reached the supplier: {:?}",
+        supplier.heads()
+    );
+}
+
+/// RFC 9110 section 9.3.2 and RFC 9112 section 6.3: no body after an answer to HEAD, nor
+/// after a 204 or a 304, even when the supplier sends one.
+#[tokio::test]
+async fn no_body_on_head_204_and_304() {
+    for (status, method) in [
+        ("200 OK", "HEAD"),
+        ("204 No Content", "GET"),
+        ("304 Not Modified", "GET"),
+    ] {
+        let answer: &'static [u8] = Box::leak(
+            format!("HTTP/1.1 {status}\r\nContent-Length: 5\r\n\r\nhello")
+                .into_bytes()
+                .into_boxed_slice(),
+        );
+        let supplier = RawSupplier::start(answer).await;
+        let gateway = gateway_for(&supplier.url()).await;
+        let request =
+            format!("{method} /s/x HTTP/1.1\r\nHost: headroom\r\nConnection: close\r\n\r\n");
+        let answer = raw_request(gateway.proxy, request.as_bytes()).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {}", &status[..3])),
+            "{answer}"
+        );
+        assert!(
+            answer.ends_with("\r\n\r\n"),
+            "{method} {status}: a body followed: {answer:?}"
+        );
+    }
+}
+
+/// RFC 9110 section 10.1.1: `Expect: 100-continue` gets `100 Continue` before the client
+/// sends its body, then the final answer.
+#[tokio::test]
+async fn expect_100_continue_is_answered_before_the_body() {
+    let supplier = RawSupplier::start(OK).await;
+    let gateway = gateway_for(&supplier.url()).await;
+    let mut stream = TcpStream::connect(gateway.proxy).await.expect("connect");
+    stream
+        .write_all(b"POST /s/x HTTP/1.1\r\nHost: headroom\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut first = [0u8; 25];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut first))
+        .await
+        .expect("100 Continue comes without the body")
+        .expect("read");
+    assert!(
+        first.starts_with(b"HTTP/1.1 100 Continue\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&first)
+    );
+    stream.write_all(b"hello").await.expect("body");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.expect("read");
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("HTTP/1.1 200"), "{rest}");
+    assert!(
+        !supplier.heads()[0].contains("expect:"),
+        "{}",
+        supplier.heads()[0]
+    );
+}
+
+/// RFC 9112 section 6.3: a request with both `Content-Length` and `Transfer-Encoding` is
+/// framed by the chunked encoding alone (the server may do that instead of rejecting it),
+/// never forwarded with the length, and its connection is closed after the answer, so
+/// nothing smuggled behind it is read.
+#[tokio::test]
+async fn a_request_with_length_and_chunked_is_framed_by_chunks_and_closed() {
+    let supplier = RawSupplier::start(OK).await;
+    let gateway = gateway_for(&supplier.url()).await;
+    for request in [
+        &b"POST /s/x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /s/smuggled HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        &b"POST /s/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /s/smuggled HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+    ] {
+        let answer = raw_request(gateway.proxy, request).await;
+        assert_eq!(
+            answer.lines().filter(|l| l.starts_with("HTTP/")).count(),
+            1,
+            "one answer, then closed: {answer:?}"
+        );
+    }
+    let heads = supplier.heads();
+    assert_eq!(
+        heads.len(),
+        2,
+        "the smuggled requests never left: {heads:?}"
+    );
+    for head in heads {
+        assert!(head.starts_with("post /x "), "{head}");
+        assert!(!head.contains("content-length: 3"), "{head}");
+    }
+}
