@@ -42,6 +42,12 @@ pub struct ServerConfig {
     /// reading its response, a supplier sending its response) before it is cut and its slot
     /// freed (default 60s).
     pub idle_timeout: Duration,
+    /// `keepalive_timeout`: how long an idle client connection (between requests) is kept
+    /// open (default 75s, as nginx).
+    pub keepalive_timeout: Duration,
+    /// `header_read_timeout`: how long a client may take to send a request head once its
+    /// first byte came (default 30s); a slower one is cut off and counted.
+    pub header_read_timeout: Duration,
     /// `max_request_body`: largest request body accepted, in bytes (default 4 GiB); beyond: 413.
     pub max_request_body: u64,
     /// `max_header_bytes`: largest request head (request line plus headers) accepted, in bytes

@@ -55,6 +55,9 @@ pub struct Metrics {
     pub store_fallbacks: IntCounter,
     /// `headroom_replicas`: replicas seen alive in the fleet's Redis at the last heartbeat.
     pub replicas: IntGauge,
+    /// `headroom_header_timeouts_total`: client connections closed because a request head
+    /// took longer than `server.header_read_timeout`.
+    pub header_timeouts: IntCounter,
 }
 
 /// A metric could not be registered (a bug: names are fixed).
@@ -202,6 +205,14 @@ impl Metrics {
                 let metric = IntGauge::new(
                     "headroom_replicas",
                     "Replicas seen alive in the fleet's Redis at the last heartbeat.",
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
+            header_timeouts: {
+                let metric = IntCounter::new(
+                    "headroom_header_timeouts_total",
+                    "Client connections closed because a request head took longer than server.header_read_timeout.",
                 )?;
                 registry.register(Box::new(metric.clone()))?;
                 metric

@@ -20,8 +20,6 @@ use crate::proxy::{Proxy, Router};
 use crate::store::Fleet;
 use crate::upstream::{self, Upstream};
 
-/// How long a client may take to send a request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
@@ -32,8 +30,21 @@ pub struct Gateway {
     proxy_listener: TcpListener,
     admin_listener: TcpListener,
     drain_timeout: Duration,
-    idle_timeout: Duration,
+    timeouts: ConnectionTimeouts,
     max_header_bytes: usize,
+}
+
+/// The limits on one client connection's pace.
+#[derive(Clone)]
+struct ConnectionTimeouts {
+    /// `server.idle_timeout`: a client that accepts nothing of its response.
+    idle: Duration,
+    /// `server.keepalive_timeout`: an idle connection between requests.
+    keepalive: Duration,
+    /// `server.header_read_timeout`: a request head, from its first byte.
+    header_read: Duration,
+    /// `headroom_header_timeouts_total`.
+    header_timeouts: prometheus::IntCounter,
 }
 
 impl Gateway {
@@ -71,6 +82,7 @@ impl Gateway {
                 }
             }
         }
+        let header_timeouts = metrics.header_timeouts.clone();
         let proxy = Arc::new(Proxy::new(Router::new(upstreams), &config.server, metrics));
         let admin_token = std::env::var(crate::admin::TOKEN_ENV)
             .ok()
@@ -83,7 +95,12 @@ impl Gateway {
             proxy_listener,
             admin_listener,
             drain_timeout: config.server.drain_timeout,
-            idle_timeout: config.server.idle_timeout,
+            timeouts: ConnectionTimeouts {
+                idle: config.server.idle_timeout,
+                keepalive: config.server.keepalive_timeout,
+                header_read: config.server.header_read_timeout,
+                header_timeouts,
+            },
             max_header_bytes: config.server.max_header_bytes,
         })
     }
@@ -137,7 +154,7 @@ impl Gateway {
             self.max_header_bytes,
             stop_rx,
             self.drain_timeout,
-            self.idle_timeout,
+            self.timeouts,
         );
         let proxy = tokio::spawn(proxy);
 
@@ -175,11 +192,14 @@ async fn serve_proxy(
     max_header_bytes: usize,
     mut stop: watch::Receiver<bool>,
     drain_timeout: Duration,
-    idle_timeout: Duration,
+    timeouts: ConnectionTimeouts,
 ) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // hyper's timer runs from the end of a response to the end of the next head: the
+        // idle keep-alive time. The head itself is timed from its first byte by the
+        // connection's guard (`server.header_read_timeout`).
+        .header_read_timeout(timeouts.keepalive)
         .keep_alive(true)
         // A client that half-closes after its request (scripts, netcat, some HTTP/1.0
         // clients) still gets its answer (RFC 9112 9.6); the connection closes after it.
@@ -204,7 +224,8 @@ async fn serve_proxy(
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&proxy);
         let read_end = Arc::new(ReadEnd::watching(&stream));
-        let stream = WriteStallGuard::new(stream, idle_timeout, Arc::clone(&read_end));
+        let stream = WriteStallGuard::new(stream, timeouts.idle, Arc::clone(&read_end))
+            .with_header_read_timeout(timeouts.header_read, timeouts.header_timeouts.clone());
         let service = service_fn(move |request| {
             let proxy = Arc::clone(&proxy);
             let read_end = Arc::clone(&read_end);

@@ -34,7 +34,56 @@ use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::store::{Fleet, RedisQuota};
 
 /// The pooled HTTP(S) client of one upstream.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
+pub type HttpClient = Client<ConnectTimeout<HttpsConnector<HttpConnector>>, Body>;
+
+/// A connector whose whole connect, TCP and TLS handshake together, is bounded by
+/// `connect_timeout` (hyper-util's own timeout covers the TCP connect only, so a supplier
+/// that accepts and never finishes its handshake would hold an attempt until `timeout`).
+/// Hand-written: neither hyper-util nor hyper-rustls offers it, and tower's `Timeout` changes
+/// the error type the client needs.
+#[derive(Debug, Clone)]
+pub struct ConnectTimeout<C> {
+    inner: C,
+    limit: Duration,
+}
+
+impl<C> tower::Service<http::Uri> for ConnectTimeout<C>
+where
+    C: tower::Service<http::Uri> + Send,
+    C::Future: Send + 'static,
+    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = C::Response;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let limit = self.limit;
+        let connecting = self.inner.call(uri);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_) => Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "connect (TCP and TLS) took longer than connect_timeout ({})",
+                        humantime::format_duration(limit)
+                    ),
+                ))
+                    as Box<dyn std::error::Error + Send + Sync>),
+            }
+        })
+    }
+}
 
 /// How long an idle pooled connection is kept.
 const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -518,7 +567,10 @@ fn build_client(
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(config.max_concurrency.max(1) * 2)
-        .build(connector))
+        .build(ConnectTimeout {
+            inner: connector,
+            limit: config.connect_timeout,
+        }))
 }
 
 #[cfg(test)]

@@ -415,3 +415,117 @@ async fn a_request_with_length_and_chunked_is_framed_by_chunks_and_closed() {
         assert!(!head.contains("content-length: 3"), "{head}");
     }
 }
+
+/// `connect_timeout` bounds the whole connect, TCP and TLS handshake: a supplier that accepts
+/// and never answers the handshake costs `connect_timeout`, not the attempt's `timeout`.
+#[tokio::test]
+async fn connect_timeout_covers_the_tls_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let holding = Arc::clone(&held);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            // Accepted, never a byte of the handshake.
+            holding.lock().expect("lock").push(stream);
+        }
+    });
+    let mut config = upstream_config("s", "/s", &format!("https://{addr}"));
+    config.connect_timeout = Duration::from_millis(200);
+    config.timeout = Duration::from_secs(120);
+    config.retry.max_attempts = 1;
+    let gateway = Gateway::start(vec![config]).await;
+    // Far below the attempt's 120 s timeout, far above the 200 ms connect_timeout.
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        raw_request(
+            gateway.proxy,
+            b"GET /s/x HTTP/1.1\r\nHost: headroom\r\nConnection: close\r\n\r\n",
+        ),
+    )
+    .await
+    .expect("the handshake that never came was cut by connect_timeout");
+    assert!(answer.starts_with("HTTP/1.1 50"), "{answer}");
+    assert_eq!(
+        held.lock().expect("lock").len(),
+        1,
+        "one connection was made"
+    );
+}
+
+/// A client that trickles its request head (a byte every 100 ms) is cut off after
+/// `server.header_read_timeout` and counted; an idle keep-alive connection is closed after
+/// `server.keepalive_timeout`, and one busy with a slow body is not cut by the head's clock.
+#[tokio::test]
+async fn slow_heads_and_idle_connections_are_closed_on_their_own_clocks() {
+    let supplier = RawSupplier::start(OK).await;
+    let mut server = support::server_config();
+    server.header_read_timeout = Duration::from_millis(300);
+    server.keepalive_timeout = Duration::from_millis(800);
+    let gateway =
+        Gateway::start_with(server, vec![upstream_config("s", "/s", &supplier.url())]).await;
+
+    // A trickled head: cut well before it would be complete (60 bytes at 10 per second).
+    let mut stream = TcpStream::connect(gateway.proxy).await.expect("connect");
+    let head = b"GET /s/x HTTP/1.1\r\nHost: headroom\r\nX-Slow: aaaaaaaaaaaaaaa\r\n\r\n";
+    let mut cut = false;
+    for byte in head {
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut probe = [0u8; 64];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.read(&mut probe)).await
+        {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "the trickled head was never cut");
+    assert!(supplier.heads().is_empty());
+    let metrics = support::client()
+        .get(format!("http://{}/metrics", gateway.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("headroom_header_timeouts_total 1"),
+        "{metrics}"
+    );
+
+    // A keep-alive connection: answered, then closed once idle for keepalive_timeout.
+    let mut stream = TcpStream::connect(gateway.proxy).await.expect("connect");
+    stream
+        .write_all(b"GET /s/x HTTP/1.1\r\nHost: headroom\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the idle connection was closed")
+        .expect("read");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+
+    // A POST whose body takes longer than header_read_timeout is not cut by it.
+    let mut stream = TcpStream::connect(gateway.proxy).await.expect("connect");
+    stream
+        .write_all(b"POST /s/x HTTP/1.1\r\nHost: headroom\r\nContent-Length: 6\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("head");
+    for byte in b"abcdef" {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stream.write_all(&[*byte]).await.expect("a body byte");
+    }
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("read");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}

@@ -16,6 +16,10 @@ pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALH
 pub const ADMIN_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
 /// `server.drain_timeout`
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// `server.keepalive_timeout`
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// `server.header_read_timeout`
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// `server.idle_timeout`
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `server.max_request_body`: 4 GiB.
@@ -82,6 +86,8 @@ impl Default for ServerConfig {
             admin_listen: ADMIN_LISTEN,
             drain_timeout: DRAIN_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
+            keepalive_timeout: KEEPALIVE_TIMEOUT,
+            header_read_timeout: HEADER_READ_TIMEOUT,
             max_request_body: MAX_REQUEST_BODY,
             max_header_bytes: MAX_HEADER_BYTES,
         }

@@ -28,6 +28,8 @@ pub(super) struct RawServer {
     pub admin_listen: Option<Spanned<String>>,
     pub drain_timeout: Option<Spanned<HumanDuration>>,
     pub idle_timeout: Option<Spanned<HumanDuration>>,
+    pub keepalive_timeout: Option<Spanned<HumanDuration>>,
+    pub header_read_timeout: Option<Spanned<HumanDuration>>,
     pub max_request_body: Option<Spanned<i64>>,
     pub max_header_bytes: Option<Spanned<i64>>,
 }

@@ -196,6 +196,16 @@ impl Checker<'_, '_, '_> {
                 &raw.idle_timeout,
                 default.idle_timeout,
             ),
+            keepalive_timeout: self.duration(
+                "server.keepalive_timeout",
+                &raw.keepalive_timeout,
+                default.keepalive_timeout,
+            ),
+            header_read_timeout: self.duration(
+                "server.header_read_timeout",
+                &raw.header_read_timeout,
+                default.header_read_timeout,
+            ),
             max_request_body: self.int(
                 "server.max_request_body",
                 &raw.max_request_body,

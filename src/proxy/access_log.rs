@@ -29,11 +29,14 @@ pub struct AccessLog {
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
     /// Where `headroom_requests_total` and the duration histogram are counted.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The client connection, told when this response is done.
+    pub connection: std::sync::Arc<crate::proxy::idle::ReadEnd>,
 }
 
 impl BodyObserver for AccessLog {
     fn finished(&mut self, bytes: u64, complete: bool) {
         self.slot = None;
+        self.connection.response_finished();
         let elapsed = self.started.elapsed();
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         let upstream = self

@@ -120,6 +120,8 @@ impl Proxy {
         read_end: Arc<ReadEnd>,
     ) -> Response<Body> {
         let started = Instant::now();
+        read_end.request_started();
+        let connection = Arc::clone(&read_end);
         let request_id = headers::request_id(request.headers());
         // `Connection: close` read byte-wise: a value with other odd bytes in it still closes.
         let close = headers::asks_to_close(request.headers());
@@ -160,6 +162,7 @@ impl Proxy {
             error: None,
             slot: outcome.slot,
             metrics: Arc::clone(&self.metrics),
+            connection,
         };
         let mut response = match outcome.result {
             Ok(upstream_response) => {

@@ -70,6 +70,9 @@ pub struct WriteStallGuard<IO> {
     inner: IO,
     stall: Stall,
     read_end: Arc<ReadEnd>,
+    /// `server.header_read_timeout`, and the deadline of the head being read, if any.
+    head_limit: Option<(Duration, prometheus::IntCounter)>,
+    head_deadline: Option<Pin<Box<Sleep>>>,
 }
 
 /// Tells when a client's side of its connection has ended (it half-closed, or closed): a
@@ -85,6 +88,10 @@ pub struct ReadEnd {
     /// A duplicate of the client socket's descriptor (unix), registered with tokio only
     /// when a request first has to wait.
     socket: std::sync::Mutex<Option<std::net::TcpStream>>,
+    /// Requests whose head was read, and responses finished: equal when the connection
+    /// is between requests, so the next bytes begin a request head.
+    requests: std::sync::atomic::AtomicUsize,
+    responses: std::sync::atomic::AtomicUsize,
 }
 
 /// How often a waiting request looks again when the client's socket holds unread bytes (a
@@ -112,6 +119,21 @@ impl ReadEnd {
             socket: std::sync::Mutex::new(socket),
             ..Self::default()
         }
+    }
+
+    /// A request head was read on this connection.
+    pub fn request_started(&self) {
+        self.requests.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A response on this connection was sent (or given up).
+    pub fn response_finished(&self) {
+        self.responses.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether no request is under way: the next bytes begin a request head.
+    fn between_requests(&self) -> bool {
+        self.requests.load(Ordering::Acquire) == self.responses.load(Ordering::Acquire)
     }
 
     fn mark(&self) {
@@ -175,7 +197,21 @@ impl<IO> WriteStallGuard<IO> {
             inner,
             stall: Stall::new(limit),
             read_end,
+            head_limit: None,
+            head_deadline: None,
         }
+    }
+
+    /// Also cuts a client whose request head, once its first byte came, takes longer than
+    /// `limit` to arrive (a client trickling its head); each cut counts in `timeouts`.
+    #[must_use]
+    pub fn with_header_read_timeout(
+        mut self,
+        limit: Duration,
+        timeouts: prometheus::IntCounter,
+    ) -> Self {
+        self.head_limit = Some((limit, timeouts));
+        self
     }
 
     /// What tells when the client's side of this connection ends.
@@ -210,11 +246,37 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(())))
-            && buf.filled().len() == before
-            && buf.remaining() > 0
-        {
-            self.read_end.mark();
+        let between = self.read_end.between_requests();
+        if !between {
+            self.head_deadline = None;
+        }
+        match polled {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                // The first bytes of a head: its clock starts.
+                if between && self.head_deadline.is_none() {
+                    if let Some((limit, _)) = &self.head_limit {
+                        self.head_deadline = Some(Box::pin(tokio::time::sleep(*limit)));
+                    }
+                }
+            }
+            Poll::Ready(Ok(())) if buf.remaining() > 0 => self.read_end.mark(),
+            Poll::Pending => {
+                let expired = self
+                    .head_deadline
+                    .as_mut()
+                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                if expired {
+                    self.head_deadline = None;
+                    if let Some((_, timeouts)) = &self.head_limit {
+                        timeouts.inc();
+                    }
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client's request head took longer than server.header_read_timeout",
+                    )));
+                }
+            }
+            Poll::Ready(_) => {}
         }
         polled
     }

@@ -253,6 +253,8 @@ pub fn server_config() -> ServerConfig {
         admin_listen: "127.0.0.1:0".parse().expect("addr"),
         drain_timeout: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(60),
+        keepalive_timeout: Duration::from_secs(75),
+        header_read_timeout: Duration::from_secs(30),
         max_request_body: 4 << 30,
         max_header_bytes: 64 * 1024,
     }
