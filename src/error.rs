@@ -63,6 +63,13 @@ pub enum ProxyError {
     /// it was not sent (a client that vanished costs no quota). nginx's 499.
     #[error("the client closed its side of the connection while the request waited for quota; it was not sent")]
     ClientClosed,
+    /// Headroom is shutting down and the request could not finish within
+    /// `server.drain_timeout`: it was not sent (again).
+    #[error("Headroom is shutting down and this request could not finish before it stops; retry in {}s (another replica, or this one once restarted)", secs(*.retry_after))]
+    ShuttingDown {
+        /// When to come back.
+        retry_after: Duration,
+    },
     /// Headroom's own fault (a bug): answered rather than left hanging.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -112,9 +119,10 @@ impl ProxyError {
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ClientClosed => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-            Self::QueueFull { .. } | Self::QueueTimeout { .. } | Self::BreakerOpen { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::QueueFull { .. }
+            | Self::QueueTimeout { .. }
+            | Self::BreakerOpen { .. }
+            | Self::ShuttingDown { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -134,15 +142,16 @@ impl ProxyError {
             Self::RequestTimeout(_) => "request_timeout",
             Self::Internal(_) => "internal_error",
             Self::ClientClosed => "client_closed",
+            Self::ShuttingDown { .. } => "shutting_down",
         }
     }
 
     /// `Retry-After` to send, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::QueueFull { retry_after } | Self::QueueTimeout { retry_after } => {
-                Some(*retry_after)
-            }
+            Self::QueueFull { retry_after }
+            | Self::QueueTimeout { retry_after }
+            | Self::ShuttingDown { retry_after } => Some(*retry_after),
             Self::BreakerOpen { retry_after } => *retry_after,
             _ => None,
         }

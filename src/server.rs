@@ -239,6 +239,9 @@ async fn serve_proxy(
         });
     }
     drop(listener);
+    proxy
+        .drain()
+        .begin(tokio::time::Instant::now() + drain_timeout);
     tracing::info!(
         ?drain_timeout,
         "stopped accepting; draining in-flight requests"

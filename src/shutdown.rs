@@ -1,7 +1,17 @@
 //! Process signals that start a graceful shutdown.
 
-/// Resolves on the first SIGTERM or SIGINT (Ctrl-C).
+/// Resolves on the first SIGTERM or SIGINT (Ctrl-C); a second one exits the process at once
+/// (an operator who asks twice does not want to wait for the drain).
 pub async fn signal() {
+    first_signal().await;
+    tokio::spawn(async {
+        first_signal().await;
+        tracing::warn!("second signal: exiting at once, without waiting for the drain");
+        std::process::exit(1);
+    });
+}
+
+async fn first_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

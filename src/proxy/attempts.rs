@@ -163,6 +163,10 @@ fn client_body_error(
     }
 }
 
+/// `Retry-After` of a `503 shutting_down`: another replica, or this one restarted, serves
+/// by then.
+const SHUTDOWN_RETRY: Duration = Duration::from_secs(1);
+
 /// What one request asks of the loop.
 #[derive(Debug)]
 pub struct Plan {
@@ -186,6 +190,9 @@ pub struct Plan {
     /// Tells when the client's side of its connection ends: a request still waiting for
     /// quota then leaves the queue unsent.
     pub read_end: Arc<crate::proxy::idle::ReadEnd>,
+    /// The gateway's drain: a request still waiting when it is about to end is answered
+    /// `503 shutting_down`.
+    pub drain: Arc<crate::proxy::idle::Drain>,
 }
 
 /// How one attempt ended, as the attempt loop needs it.
@@ -344,6 +351,7 @@ pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
             .scheduler()
             .acquire(plan.priority, ask, plan.deadline);
         let read_end = Arc::clone(&plan.read_end);
+        let drain = Arc::clone(&plan.drain);
         let acquiring = async {
             match plan.body.spool(upstream) {
                 None => Ok(acquire.await),
@@ -361,6 +369,12 @@ pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
                 drop(admitted);
                 upstream.note_rejected("client_closed");
                 attempted.result = Err(ProxyError::ClientClosed);
+                return attempted;
+            }
+            () = drain.answer_by() => {
+                drop(admitted);
+                upstream.note_rejected("shutting_down");
+                attempted.result = Err(ProxyError::ShuttingDown { retry_after: SHUTDOWN_RETRY });
                 return attempted;
             }
         };
@@ -476,7 +490,14 @@ pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
         };
         upstream.note_retry(reason);
         upstream.observe_backoff(delay);
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = plan.drain.answer_by() => {
+                upstream.note_rejected("shutting_down");
+                attempted.result = Err(ProxyError::ShuttingDown { retry_after: SHUTDOWN_RETRY });
+                return attempted;
+            }
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use crate::proxy::access_log::AccessLog;
 use crate::proxy::attempts::{self, PendingBody, Plan};
 use crate::proxy::body::{BodyProgress, LimitedBody, ObservedBody};
 use crate::proxy::headers::{self, HEADROOM_ATTEMPTS, HEADROOM_QUEUE_MS, X_REQUEST_ID};
-use crate::proxy::idle::{IdleBody, ReadEnd};
+use crate::proxy::idle::{Drain as ReadEndDrain, IdleBody, ReadEnd};
 use crate::proxy::links;
 use crate::proxy::Router;
 use crate::quota::state::route_of;
@@ -62,6 +62,7 @@ fn queue_ms(wait: Duration) -> u64 {
 #[derive(Debug)]
 pub struct Proxy {
     router: Router,
+    drain: Arc<ReadEndDrain>,
     max_request_body: u64,
     max_header_bytes: usize,
     idle_timeout: Duration,
@@ -94,6 +95,7 @@ impl Proxy {
     pub fn new(router: Router, server: &ServerConfig, metrics: Arc<Metrics>) -> Self {
         Self {
             router,
+            drain: Arc::default(),
             max_request_body: server.max_request_body,
             max_header_bytes: server.max_header_bytes,
             idle_timeout: server.idle_timeout,
@@ -109,6 +111,11 @@ impl Proxy {
     /// The routing table.
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// The gateway's drain (begun on SIGTERM).
+    pub fn drain(&self) -> &ReadEndDrain {
+        &self.drain
     }
 
     /// Serves one client request from `peer`.
@@ -260,6 +267,7 @@ impl Proxy {
             deadline: started + upstream.config().queue.max_wait,
             safe_to_repeat,
             read_end,
+            drain: Arc::clone(&self.drain),
         };
         let attempted = attempts::run(&upstream, plan).await;
         Outcome {

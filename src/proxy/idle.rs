@@ -421,3 +421,40 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }
+
+/// The gateway's drain: once it begins (SIGTERM), requests still waiting for quota or for a
+/// retry are answered `503 shutting_down` shortly before `server.drain_timeout` ends, rather
+/// than cut off with the connection (or answered with a supplier's raw 429).
+#[derive(Debug, Default)]
+pub struct Drain {
+    deadline: std::sync::OnceLock<Instant>,
+    notify: Notify,
+}
+
+/// How long before the drain's end waiting requests are answered, so the answer goes out
+/// before the connections close.
+const DRAIN_MARGIN: Duration = Duration::from_millis(250);
+
+impl Drain {
+    /// The drain begins; connections close at `deadline`.
+    pub fn begin(&self, deadline: Instant) {
+        if self.deadline.set(deadline).is_ok() {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Resolves when a waiting request must be answered: a little before the drain ends.
+    pub async fn answer_by(&self) {
+        let deadline = loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(deadline) = self.deadline.get() {
+                break *deadline;
+            }
+            notified.await;
+        };
+        let at = deadline.checked_sub(DRAIN_MARGIN).unwrap_or(deadline);
+        tokio::time::sleep_until(at).await;
+    }
+}

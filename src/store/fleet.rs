@@ -364,10 +364,16 @@ impl Fleet {
         self.metrics
             .replicas
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+        let was_degraded = self.is_degraded();
+        self.rejoin().await;
         for (_, upstream) in self.live_upstreams() {
             upstream.scheduler().set_share(count.max(1));
+            // Trips also travel by pub/sub; reading the key each heartbeat catches one
+            // published while this replica was not yet (or no longer) listening.
+            if !was_degraded {
+                self.sync_breaker(&upstream).await;
+            }
         }
-        self.rejoin().await;
         Ok(count)
     }
 
