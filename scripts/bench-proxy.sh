@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Whole-proxy benchmark on loopback: requests/s and p99 with wrk straight at a fast upstream
-# (the simulator without quota), through Headroom and through nginx (a reference reverse
-# proxy), all in the same run; then a 1 GiB download and a 1 GiB upload through Headroom with
-# its peak RSS (VmHWM). Only 127.0.0.1 is used; every run is bounded by DURATION.
+# Whole-proxy benchmark on loopback: requests/s, p50 and p99 with wrk straight at a fast
+# upstream (the simulator without quota), through nginx (access log off, and on with a
+# buffer), HAProxy, and Headroom (access log on, to a file, and off), at CONNECTIONS and 256
+# connections, each as a ratio against nginx without a log, all in the same run; optionally
+# an older Headroom binary too (BASELINE_BIN, access log on). Then a 1 GiB download and a
+# 1 GiB upload through Headroom with its peak RSS (VmHWM). Only 127.0.0.1 is used; every run
+# is bounded by DURATION.
 #
-#   scripts/bench-proxy.sh            # DURATION=10s CONNECTIONS=32
+#   scripts/bench-proxy.sh            # DURATION=10s CONNECTIONS=32 [BASELINE_BIN=...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +18,7 @@ STREAM_BYTES=${STREAM_BYTES:-1073741824}
 OUT=${OUT:-artifacts/bench-proxy.md}
 
 missing=()
-for tool in wrk curl nginx; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for tool in wrk curl nginx haproxy; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
 if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
@@ -30,10 +33,10 @@ SIM_PORT=$(free_port)
 PIDS+=($!)
 wait_port "$SIM_PORT"
 
-start_headroom() {
+start_headroom() { # [log level] [binary]: sets HR_PORT, HR_ADMIN, HR_PID
     HR_PORT=$(free_port)
     HR_ADMIN=$(free_port)
-    cat >"$WORK/headroom.toml" <<TOML
+    cat >"$WORK/headroom-$HR_PORT.toml" <<TOML
 [server]
 listen = "127.0.0.1:$HR_PORT"
 admin_listen = "127.0.0.1:$HR_ADMIN"
@@ -44,13 +47,15 @@ prefix = "/bench"
 url = "http://127.0.0.1:$SIM_PORT"
 max_concurrency = 256
 TOML
-    RUST_LOG=warn "$BIN" --config "$WORK/headroom.toml" >"$WORK/headroom.log" 2>&1 &
+    # The access log goes to a file, as it would to a container's log pipe.
+    RUST_LOG=${1:-warn} "${2:-$BIN}" --config "$WORK/headroom-$HR_PORT.toml" >"$WORK/headroom-$HR_PORT.log" 2>&1 &
     HR_PID=$!
     PIDS+=("$HR_PID")
     wait_port "$HR_PORT"
 }
 
 NGINX_PORT=$(free_port)
+NGINX_LOG_PORT=$(free_port)
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx/nginx.conf" <<CONF
 worker_processes 2;
@@ -59,12 +64,23 @@ pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
-    access_log off;
     client_body_temp_path $WORK/nginx/body;
     proxy_temp_path $WORK/nginx/proxy;
     upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 256; }
     server {
         listen 127.0.0.1:$NGINX_PORT;
+        access_log off;
+        location /bench/ {
+            proxy_pass http://sim/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }
+    }
+    server {
+        listen 127.0.0.1:$NGINX_LOG_PORT;
+        access_log $WORK/nginx/access.log combined buffer=64k flush=1s;
         location /bench/ {
             proxy_pass http://sim/;
             proxy_http_version 1.1;
@@ -79,33 +95,75 @@ nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
 PIDS+=($!)
 wait_port "$NGINX_PORT"
 
-start_headroom
+HAPROXY_PORT=$(free_port)
+cat >"$WORK/haproxy.cfg" <<CFG
+global
+    nbthread 2
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    http-reuse always
+frontend bench
+    bind 127.0.0.1:$HAPROXY_PORT
+    http-request set-path %[path,regsub(^/bench/,/)]
+    default_backend sim
+backend sim
+    server sim 127.0.0.1:$SIM_PORT
+CFG
+haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+PIDS+=($!)
+wait_port "$HAPROXY_PORT"
 
-run_wrk() { # name url
-    local out
-    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$2")
-    local rps p99 errors
+start_headroom info
+HR_LOG_PORT=$HR_PORT
+start_headroom warn
+HR_QUIET_PORT=$HR_PORT
+if [[ -n ${BASELINE_BIN:-} ]]; then
+    start_headroom info "$BASELINE_BIN"
+    HR_BASE_PORT=$HR_PORT
+fi
+
+run_wrk() { # name url connections
+    local out rps p50 p99 errors
+    out=$(wrk -t"$THREADS" -c"$3" -d"$DURATION" --latency "$2")
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
     errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
-    printf '%s %s %s %s\n' "$1" "$rps" "$p99" "${errors:-0}"
+    printf '%s %s %s %s %s %s\n' "$1" "$3" "$rps" "$p50" "$p99" "${errors:-0}"
 }
 
-echo "warming up..." >&2
-wrk -t1 -c4 -d2s "http://127.0.0.1:$HR_PORT/bench/x" >/dev/null
-wrk -t1 -c4 -d2s "http://127.0.0.1:$NGINX_PORT/bench/x" >/dev/null
-
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (2-core machine: wrk, proxy and upstream share it)" >&2
-RESULTS=$(
-    run_wrk direct "http://127.0.0.1:$SIM_PORT/x"
-    run_wrk headroom "http://127.0.0.1:$HR_PORT/bench/x"
-    run_wrk nginx "http://127.0.0.1:$NGINX_PORT/bench/x"
+TARGETS=(
+    "direct http://127.0.0.1:$SIM_PORT/x"
+    "nginx(log_off) http://127.0.0.1:$NGINX_PORT/bench/x"
+    "nginx(log_on,buffered) http://127.0.0.1:$NGINX_LOG_PORT/bench/x"
+    "haproxy http://127.0.0.1:$HAPROXY_PORT/bench/x"
+    "headroom(log_on) http://127.0.0.1:$HR_LOG_PORT/bench/x"
+    "headroom(log_off) http://127.0.0.1:$HR_QUIET_PORT/bench/x"
 )
-read -r _ DIRECT_RPS _ _ <<<"$(grep '^direct ' <<<"$RESULTS")"
+if [[ -n ${HR_BASE_PORT:-} ]]; then
+    TARGETS+=("baseline(log_on) http://127.0.0.1:$HR_BASE_PORT/bench/x")
+fi
+
+echo "warming up..." >&2
+for target in "${TARGETS[@]}"; do
+    wrk -t1 -c4 -d2s "${target#* }" >/dev/null
+done
+
+echo "wrk -t$THREADS -d$DURATION at $CONNECTIONS and 256 connections (2-core machine: wrk, proxy and upstream share it)" >&2
+RESULTS=$(
+    for conns in "$CONNECTIONS" 256; do
+        for target in "${TARGETS[@]}"; do
+            run_wrk "${target%% *}" "${target#* }" "$conns"
+        done
+    done
+)
 
 # Streaming: a fresh Headroom so its peak RSS reflects only the transfer.
-kill "$HR_PID"; wait "$HR_PID" 2>/dev/null || true
-start_headroom
+start_headroom warn
 hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$HR_PID/status"; }
 RSS_START=$(hwm)
 DIRECT_DL=$(curl -s --noproxy '*' -o /dev/null -w '%{time_total} %{size_download}' "http://127.0.0.1:$SIM_PORT/bytes/$STREAM_BYTES")
@@ -116,14 +174,24 @@ RSS_UL=$(hwm)
 
 mkdir -p "$(dirname "$OUT")"
 {
-    echo "## bench-proxy ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d$DURATION)"
+    echo "## bench-proxy ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), wrk -t$THREADS -d$DURATION)"
     echo
-    echo "| path | requests/s | p99 | non-2xx | vs direct |"
-    echo "| --- | ---: | ---: | ---: | ---: |"
-    while read -r name rps p99 errors; do
-        ratio=$(python3 -c "print(f'{$rps / $DIRECT_RPS:.2f}')")
-        echo "| $name | $rps | $p99 | $errors | $ratio |"
-    done <<<"$RESULTS"
+    echo "| path | connections | requests/s | p50 | p99 | non-2xx | req/s vs nginx | p99 vs nginx |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    python3 - "$RESULTS" <<'PY'
+import sys
+def ms(v):
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if v.endswith(unit):
+            return float(v[: -len(unit)]) * scale
+    return float(v)
+rows = [line.split() for line in sys.argv[1].splitlines() if line.strip()]
+base = {r[1]: r for r in rows if r[0] == "nginx(log_off)"}
+for name, conns, rps, p50, p99, errors in rows:
+    n = base[conns]
+    print(f"| {name} | {conns} | {float(rps):.0f} | {p50} | {p99} | {errors} | "
+          f"{float(rps) / float(n[2]):.2f} | {ms(p99) / ms(n[4]):.2f} |")
+PY
     echo
     read -r dtime dsize <<<"$DIRECT_DL"
     read -r ptime psize <<<"$PROXY_DL"

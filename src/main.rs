@@ -49,7 +49,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         None => runtime.block_on(run_gateway(cli.config)),
         Some(Command::Run { config }) => runtime.block_on(run_gateway(config.or(cli.config))),
         Some(Command::CheckConfig { file }) => check_config(&file),
@@ -69,7 +69,10 @@ fn main() -> ExitCode {
                     .map_err(anyhow::Error::from),
             )
         }
-    }
+    };
+    // Every queued log line is written before the process ends.
+    headroom::logging::flush();
+    code
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {

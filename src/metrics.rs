@@ -58,6 +58,9 @@ pub struct Metrics {
     /// `headroom_header_timeouts_total`: client connections closed because a request head
     /// took longer than `server.header_read_timeout`.
     pub header_timeouts: IntCounter,
+    /// `headroom_log_dropped_total`: log lines dropped because stdout could not keep up
+    /// (a request never waits for the log).
+    pub log_dropped: IntCounter,
 }
 
 /// A metric could not be registered (a bug: names are fixed).
@@ -217,6 +220,14 @@ impl Metrics {
                 registry.register(Box::new(metric.clone()))?;
                 metric
             },
+            log_dropped: {
+                let metric = IntCounter::new(
+                    "headroom_log_dropped_total",
+                    "Log lines dropped because stdout could not keep up (requests never wait for the log).",
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
             registry,
         })
     }
@@ -233,6 +244,9 @@ impl Metrics {
 
     /// The Prometheus text format of every metric.
     pub fn render(&self) -> String {
+        let dropped = crate::logging::dropped_lines();
+        self.log_dropped
+            .inc_by(dropped.saturating_sub(self.log_dropped.get()));
         let mut buffer = Vec::new();
         if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             tracing::warn!(error = %err, "could not encode metrics");

@@ -7,6 +7,7 @@ pub async fn signal() {
     tokio::spawn(async {
         first_signal().await;
         tracing::warn!("second signal: exiting at once, without waiting for the drain");
+        crate::logging::flush();
         std::process::exit(1);
     });
 }
