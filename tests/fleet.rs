@@ -12,7 +12,7 @@ use std::time::Duration;
 use headroom::config::{Config, StoreConfig, UpstreamConfig};
 use headroom::sim::{Convention, SimHandle};
 use support::redis::{RedisCluster, RedisServer};
-use support::{client, server_config, simulator, upstream_config, Gateway};
+use support::{client, free_port, server_config, simulator, upstream_config, Gateway};
 
 const LIMIT: u32 = 20;
 const REQUESTS: usize = 160;
@@ -513,13 +513,6 @@ async fn breaker_of(gateway: &Gateway, want: &str) -> String {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     state
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// What a replica does while Redis is away, without Redis at all: two replicas each told

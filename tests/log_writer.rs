@@ -4,42 +4,21 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use support::{client, Upstream};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+use support::{client, free_port, Upstream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_stdout_drops_log_lines_and_never_holds_a_request() {
     let up = Upstream::start().await;
     let (port, admin) = (free_port(), free_port());
-    let mut config = tempfile::NamedTempFile::new().expect("temp file");
-    write!(
-        config,
+    // stdout is a pipe this test never reads: once its 64 KiB are full, every write blocks.
+    let (mut child, _config) = support::spawn_headroom(&format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\n\
          [[upstream]]\nname = \"s\"\nprefix = \"/s\"\nurl = \"{}\"\nmax_concurrency = 64\n",
         up.url()
-    )
-    .expect("write config");
-    // stdout is a pipe this test never reads: once its 64 KiB are full, every write blocks.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .arg("--config")
-        .arg(config.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn headroom");
+    ));
     let http = client();
     let base = format!("http://127.0.0.1:{port}/s/records");
     let mut up_yet = false;

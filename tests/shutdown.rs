@@ -8,14 +8,7 @@ use std::process::{Command, Stdio};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use support::{client, Upstream};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+use support::{client, free_port, Upstream};
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_exits_zero() {
@@ -128,22 +121,11 @@ async fn wait_for_line(
 async fn a_second_sigterm_exits_at_once() {
     let up = Upstream::start().await;
     let (port, admin) = (free_port(), free_port());
-    let mut config = tempfile::NamedTempFile::new().expect("temp file");
-    write!(
-        config,
+    let (mut child, _config) = support::spawn_headroom(&format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
          drain_timeout = \"300s\"\n\n[[upstream]]\nname = \"s\"\nprefix = \"/s\"\nurl = \"{}\"\n",
         up.url()
-    )
-    .expect("write config");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .arg("--config")
-        .arg(config.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn headroom");
+    ));
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     wait_for_line(&mut lines, "headroom listening").await;
     // A request the upstream holds: the drain would wait 300 s for it.

@@ -471,3 +471,29 @@ pub async fn load_spread(urls: &[String], clients: usize, requests: usize) -> Ve
     }
     all
 }
+
+/// A free TCP port on 127.0.0.1 (the OS picks it; closed again at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// The real binary on `config` (a temporary file, returned to keep it alive), with
+/// `RUST_LOG=info`, stdout piped, stderr dropped, killed when the child is dropped.
+pub fn spawn_headroom(config: &str) -> (tokio::process::Child, tempfile::NamedTempFile) {
+    use std::io::Write;
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(config.as_bytes()).expect("write config");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .arg("--config")
+        .arg(file.path())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn headroom");
+    (child, file)
+}

@@ -1,18 +1,11 @@
 //! Real `redis-server` processes on 127.0.0.1 for the fleet tests: one server, or a 3-node
 //! Redis Cluster made with `redis-cli --cluster create`. Each is killed when dropped.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A free TCP port on 127.0.0.1 (the OS picks it; closed again at once).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+use super::free_port;
 
 /// One `redis-server`, without persistence, on a free port.
 pub struct RedisServer {
