@@ -56,6 +56,21 @@ TOML
 
 NGINX_PORT=$(free_port)
 NGINX_LOG_PORT=$(free_port)
+nginx_server() { # port access-log-directive
+    cat <<SERVER
+    server {
+        listen 127.0.0.1:$1;
+        $2
+        location /bench/ {
+            proxy_pass http://sim/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }
+    }
+SERVER
+}
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx/nginx.conf" <<CONF
 worker_processes 2;
@@ -67,28 +82,8 @@ http {
     client_body_temp_path $WORK/nginx/body;
     proxy_temp_path $WORK/nginx/proxy;
     upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 256; }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        access_log off;
-        location /bench/ {
-            proxy_pass http://sim/;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-            proxy_request_buffering off;
-        }
-    }
-    server {
-        listen 127.0.0.1:$NGINX_LOG_PORT;
-        access_log $WORK/nginx/access.log combined buffer=64k flush=1s;
-        location /bench/ {
-            proxy_pass http://sim/;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-            proxy_request_buffering off;
-        }
-    }
+$(nginx_server "$NGINX_PORT" "access_log off;")
+$(nginx_server "$NGINX_LOG_PORT" "access_log $WORK/nginx/access.log combined buffer=64k flush=1s;")
 }
 CONF
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &

@@ -39,12 +39,7 @@ pub fn dropped_lines() -> u64 {
 /// Writes out every queued line (call before the process exits).
 pub fn flush() {
     if let Some((guard, _)) = WRITER.get() {
-        drop(
-            guard
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take(),
-        );
+        drop(crate::lock(guard).take());
     }
 }
 

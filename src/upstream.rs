@@ -238,10 +238,7 @@ impl Upstream {
                 .inc_by(count as u64);
         }
         if count > 0 {
-            let mut warned = self
-                .warned
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut warned = crate::lock(&self.warned);
             for warning in warnings {
                 if warned.insert((warning.header.to_string(), warning.reason)) {
                     tracing::warn!(
@@ -313,9 +310,7 @@ impl Upstream {
     }
 
     fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
-        self.breaker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.breaker)
     }
 
     /// The breaker's state now.
@@ -383,18 +378,12 @@ impl Upstream {
 
     /// An operator's trip (`true`) or reset made here while Redis was away, not yet published.
     pub fn take_unsent_breaker(&self) -> Option<bool> {
-        self.unsent_breaker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+        crate::lock(&self.unsent_breaker).take()
     }
 
     /// Keeps an operator's trip or reset to publish once Redis answers.
     pub fn keep_unsent_breaker(&self, trip: bool) {
-        *self
-            .unsent_breaker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(trip);
+        *crate::lock(&self.unsent_breaker) = Some(trip);
     }
 
     /// Where the quota state lives: `local`, `redis` or `degraded`.

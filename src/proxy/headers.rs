@@ -41,11 +41,8 @@ const VIA_HEADROOM: &str = "1.1 headroom";
 /// Removes hop-by-hop headers and every header the `Connection` header names (each
 /// comma-separated token that is a valid field name, whatever other bytes the value holds).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim_ascii()).ok())
+    let named: Vec<HeaderName> = tokens(headers, &header::CONNECTION)
+        .filter_map(|token| HeaderName::from_bytes(token).ok())
         .collect();
     for name in named {
         headers.remove(name);
@@ -63,11 +60,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Whether the `Connection` header holds the `close` token (read byte-wise, so a value with
 /// non-ASCII bytes in it still counts).
 pub fn asks_to_close(headers: &HeaderMap) -> bool {
+    tokens(headers, &header::CONNECTION).any(|token| token.eq_ignore_ascii_case(b"close"))
+}
+
+/// The comma-separated tokens of every `name` field, trimmed, read byte-wise (a value with
+/// non-ASCII bytes in it still yields its valid tokens).
+fn tokens<'h>(headers: &'h HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'h [u8]> {
     headers
-        .get_all(header::CONNECTION)
+        .get_all(name)
         .iter()
         .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+        .map(<[u8]>::trim_ascii)
 }
 
 /// Appends Headroom to the `Via` header (one value, after those already there).
@@ -93,11 +96,8 @@ pub fn prepare_upstream_request(
     request_id: &HeaderValue,
 ) {
     // `TE: trailers` says the client takes trailers: the one `TE` a proxy passes on.
-    let trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+    let trailers =
+        tokens(headers, &header::TE).any(|token| token.eq_ignore_ascii_case(b"trailers"));
     strip_hop_by_hop(headers);
     if trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));

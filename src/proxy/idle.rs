@@ -149,10 +149,7 @@ impl ReadEnd {
 
     /// Resolves once the client's side has ended (never, when it cannot be watched).
     pub async fn wait(&self) {
-        let watched = self
-            .socket
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let watched = crate::lock(&self.socket)
             .as_ref()
             .and_then(|s| s.try_clone().ok())
             .and_then(|s| s.set_nonblocking(true).ok().map(|()| s))
@@ -178,15 +175,7 @@ impl ReadEnd {
 
     /// Resolves once [`ReadEnd::mark`] was called (a read of the connection saw its end).
     async fn marked(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.ended() {
-                return;
-            }
-            notified.await;
-        }
+        notified_when(&self.notify, || self.ended().then_some(())).await;
     }
 }
 
@@ -445,16 +434,22 @@ impl Drain {
 
     /// Resolves when a waiting request must be answered: a little before the drain ends.
     pub async fn answer_by(&self) {
-        let deadline = loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(deadline) = self.deadline.get() {
-                break *deadline;
-            }
-            notified.await;
-        };
+        let deadline = notified_when(&self.notify, || self.deadline.get().copied()).await;
         let at = deadline.checked_sub(DRAIN_MARGIN).unwrap_or(deadline);
         tokio::time::sleep_until(at).await;
+    }
+}
+
+/// Waits on `notify` until `ready` gives a value (checked after registering, so a
+/// notification between the check and the wait is not missed).
+async fn notified_when<T>(notify: &Notify, ready: impl Fn() -> Option<T>) -> T {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(value) = ready() {
+            return value;
+        }
+        notified.await;
     }
 }

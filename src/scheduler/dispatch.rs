@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::grant::{Grant, Reservation};
 use super::queue::{Entry, Position, Priority, Queue};
+use crate::lock;
 use crate::quota::observation::QuotaObservation;
 use crate::quota::state::{Ask, QuotaState, TrackerKey};
 use crate::quota::tracker::{Snapshot, Wait};
@@ -91,6 +92,19 @@ struct State {
 }
 
 impl State {
+    /// Takes `slot`'s request out of the waiting ones; false when its waiter already left
+    /// (or it was taken).
+    fn take(&mut self, slot: &Slot) -> bool {
+        let taken = slot
+            .state
+            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if taken {
+            self.waiting = self.waiting.saturating_sub(1);
+        }
+        taken
+    }
+
     /// Answers now the requests on `key` that `wait` would keep past their deadline, with the
     /// real time to come back.
     fn reject_hopeless(&mut self, key: &TrackerKey, wait: Wait, now: Instant) {
@@ -108,13 +122,7 @@ impl State {
     /// each with `rejection` (those whose waiter already left are just dropped).
     fn reject_where(&mut self, which: impl FnMut(&Entry<Slot>) -> bool, rejection: Rejected) {
         for entry in self.queue.drain_where(which) {
-            if entry
-                .slot
-                .state
-                .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                self.waiting = self.waiting.saturating_sub(1);
+            if self.take(&entry.slot) {
                 let _ = entry.slot.tx.send(Err(rejection));
             }
         }
@@ -330,12 +338,6 @@ impl Scheduler {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// A request's place in the queue; leaving (timeout, client gone) frees it at once.
 struct Waiter<'a> {
     shared: &'a Shared,
@@ -369,9 +371,7 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the counters half-updated in a way
         // worse than stopping the upstream; keep serving.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.state)
     }
 
     pub(crate) fn observe(
@@ -483,14 +483,7 @@ impl Shared {
         }
         if let Some(at) = chosen {
             let entry = state.queue.remove(at)?;
-            let taken = entry
-                .slot
-                .state
-                .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            if taken {
-                state.waiting = state.waiting.saturating_sub(1);
-            }
+            let taken = state.take(&entry.slot);
             drop(state);
             let reservation = Reservation::new(Arc::clone(self), entry.key, now);
             if taken {
@@ -591,16 +584,7 @@ impl Shared {
                             .is_some_and(|e| e.key == key && e.slot.is_waiting())
                     });
                     let entry = at.and_then(|at| state.queue.remove(at));
-                    let taken = entry.filter(|e| {
-                        e.slot
-                            .state
-                            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-                            .is_ok()
-                    });
-                    if taken.is_some() {
-                        state.waiting = state.waiting.saturating_sub(1);
-                    }
-                    taken
+                    entry.filter(|e| state.take(&e.slot))
                 };
                 // Outside the lock: a reservation nobody takes is dropped, which settles it.
                 let reservation =

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use super::StoreError;
 use crate::config::StoreConfig;
+use crate::lock;
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 
@@ -488,10 +489,4 @@ async fn supervise(fleet: Weak<Fleet>) {
         };
         tokio::time::sleep(wait).await;
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -137,9 +137,7 @@ impl LocalStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QuotaState> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.0)
     }
 }
 

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::fleet::Fleet;
 use super::{Outcome, QuotaStore, Reserved, Settlement, StoreError};
 use crate::config::LimitConfig;
+use crate::lock;
 use crate::quota::observation::Source;
 use crate::quota::state::TrackerKey;
 use crate::quota::tracker::{Snapshot, TrackerConfig, Wait};
@@ -397,10 +398,4 @@ fn source_name(name: &str) -> Option<&'static str> {
         return Some("inferred");
     }
     Source::ALL.iter().map(|s| s.as_str()).find(|s| *s == name)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
