@@ -529,3 +529,32 @@ async fn slow_heads_and_idle_connections_are_closed_on_their_own_clocks() {
         String::from_utf8_lossy(&answer)
     );
 }
+
+/// A client that half-closes while its request waits for quota (here: for the only
+/// concurrency slot) gets `499 client_closed`, and the request is never sent: a closed
+/// connection cannot be told from a half-closed one, and a client that left costs nothing.
+#[tokio::test]
+async fn a_half_closed_client_whose_request_must_wait_gets_499_and_nothing_is_sent() {
+    let up = support::Upstream::start().await;
+    let mut config = upstream_config("s", "/s", &up.url());
+    config.max_concurrency = 1;
+    let gateway = Gateway::start(vec![config]).await;
+    let held = tokio::spawn(support::client().get(gateway.url("/s/hold")).send());
+    up.wait_for(1).await;
+    let mut stream = TcpStream::connect(gateway.proxy).await.expect("connect");
+    stream
+        .write_all(b"GET /s/queued HTTP/1.1\r\nHost: headroom\r\n\r\n")
+        .await
+        .expect("write");
+    gateway.wait_for_queue("s", 1).await;
+    stream.shutdown().await.expect("half-close");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("answered, then closed")
+        .expect("read");
+    support::assert_refused(&String::from_utf8_lossy(&answer), 499, "client_closed");
+    up.release();
+    assert_eq!(held.await.expect("join").expect("held").status(), 200);
+    assert_eq!(up.seen().len(), 1, "the queued request was never sent");
+}
