@@ -53,6 +53,21 @@ pub struct ServerConfig {
     /// `max_header_bytes`: largest request head (request line plus headers) accepted, in bytes
     /// (default 64 KiB); beyond: 431.
     pub max_header_bytes: usize,
+    /// `workers`: threads that serve client connections, each with its own event loop and
+    /// its own upstream connection pools (default 0: one per CPU core, as nginx's
+    /// `worker_processes auto`).
+    pub workers: usize,
+}
+
+impl ServerConfig {
+    /// `workers` with 0 resolved to the number of CPU cores.
+    #[must_use]
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    }
 }
 
 /// One `[[upstream]]`.

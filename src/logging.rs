@@ -1,22 +1,116 @@
 //! Log output: JSON lines when stdout is not a terminal (containers, files), human-readable
 //! when it is. `RUST_LOG` filters (default `info`).
 //!
-//! Lines are written by a background thread (`tracing-appender`'s non-blocking writer): a
-//! request never waits for stdout. The queue between them is bounded
-//! ([`BUFFERED_LINES`]); when stdout cannot keep up, lines are dropped rather than requests
-//! slowed, and counted (`headroom_log_dropped_total`). [`flush`] writes out what is queued
-//! before the process exits.
+//! Lines are appended to one bounded in-memory buffer and written out by a background thread
+//! in batches: at most every [`FLUSH_INTERVAL`], sooner once [`WAKE_BYTES`] are waiting. A
+//! request never waits for stdout and never wakes another thread for its line. When stdout
+//! cannot keep up and [`BUFFERED_BYTES`] are waiting, further lines are dropped whole rather
+//! than requests slowed, and counted (`headroom_log_dropped_total`). [`flush`] writes out
+//! what is buffered before the process exits.
+//!
+//! Written here rather than with `tracing-appender`'s non-blocking writer: that one hands each
+//! line to its thread through a channel (a wake-up per line when the thread sleeps) and
+//! writes each line with its own `write` call; under load both showed in profiles (about a
+//! fifth of the gateway's CPU). Batching is what nginx's `access_log ... buffer= flush=` does.
 
-use std::io::IsTerminal;
-use std::sync::{Mutex, OnceLock};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-/// Lines queued for the writer thread at most (a few MiB of JSON).
-pub const BUFFERED_LINES: usize = 16_384;
+/// Bytes of log lines held for the writer at most (about ten thousand access lines).
+pub const BUFFERED_BYTES: usize = 2 << 20;
+/// Buffered bytes that wake the writer before its interval is up.
+pub const WAKE_BYTES: usize = 64 << 10;
+/// The longest a line waits in the buffer while stdout keeps up.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
-static WRITER: OnceLock<(Mutex<Option<WorkerGuard>>, ErrorCounter)> = OnceLock::new();
+/// The buffer shared by every thread that logs and the writer thread.
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<Vec<u8>>,
+    wake: Condvar,
+    stopped: AtomicBool,
+    dropped: AtomicU64,
+}
+
+impl Shared {
+    fn push(&self, line: &[u8]) {
+        if self.stopped.load(Ordering::Acquire) {
+            // After [`flush`] (process exit), lines go straight out.
+            let _ = std::io::stdout().lock().write_all(line);
+            return;
+        }
+        let mut pending = crate::lock(&self.pending);
+        if pending.len().saturating_add(line.len()) > BUFFERED_BYTES {
+            drop(pending);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let before = pending.len();
+        pending.extend_from_slice(line);
+        let crossed = before < WAKE_BYTES && pending.len() >= WAKE_BYTES;
+        drop(pending);
+        if crossed {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The writer thread: swap the buffer out and write it, until stopped.
+    fn run(&self) {
+        let mut batch = Vec::with_capacity(WAKE_BYTES);
+        loop {
+            {
+                let mut pending = crate::lock(&self.pending);
+                if pending.len() < WAKE_BYTES && !self.stopped.load(Ordering::Acquire) {
+                    pending = match self.wake.wait_timeout(pending, FLUSH_INTERVAL) {
+                        Ok((guard, _)) => guard,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    };
+                }
+                std::mem::swap(&mut *pending, &mut batch);
+            }
+            if !batch.is_empty() {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&batch);
+                let _ = out.flush();
+                batch.clear();
+                if batch.capacity() > BUFFERED_BYTES / 4 {
+                    // Give back what a burst grew.
+                    batch.shrink_to(WAKE_BYTES);
+                }
+            }
+            if self.stopped.load(Ordering::Acquire) && crate::lock(&self.pending).is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// What `tracing-subscriber` writes one event through.
+struct LineWriter(Arc<Shared>);
+
+impl Write for LineWriter {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        // The fmt layer formats a whole event and writes it with one `write_all`: one call is
+        // one line, kept or dropped whole.
+        self.0.push(line);
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Installed {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+static WRITER: OnceLock<Installed> = OnceLock::new();
 
 /// Installs the global subscriber. Calling it again is harmless.
 pub fn init() {
@@ -31,15 +125,20 @@ pub fn init_quiet() {
 
 /// Log lines dropped so far because the writer could not keep up.
 pub fn dropped_lines() -> u64 {
-    WRITER
-        .get()
-        .map_or(0, |(_, dropped)| dropped.dropped_lines() as u64)
+    WRITER.get().map_or(0, |installed| {
+        installed.shared.dropped.load(Ordering::Relaxed)
+    })
 }
 
-/// Writes out every queued line (call before the process exits).
+/// Writes out every buffered line and stops the writer thread (call before the process
+/// exits); later lines are written directly.
 pub fn flush() {
-    if let Some((guard, _)) = WRITER.get() {
-        drop(crate::lock(guard).take());
+    if let Some(installed) = WRITER.get() {
+        installed.shared.stopped.store(true, Ordering::Release);
+        installed.shared.wake.notify_one();
+        if let Some(thread) = crate::lock(&installed.thread).take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -49,15 +148,14 @@ fn install(default_level: &str) {
     }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(BUFFERED_LINES)
-        .lossy(true)
-        .thread_name("headroom-log")
-        .finish(std::io::stdout());
-    let dropped = writer.error_counter();
+    let shared = Arc::new(Shared::default());
+    let make_writer = {
+        let shared = Arc::clone(&shared);
+        move || LineWriter(Arc::clone(&shared))
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(make_writer);
     let result = if std::io::stdout().is_terminal() {
         builder.try_init()
     } else {
@@ -70,6 +168,18 @@ fn install(default_level: &str) {
     };
     // An already installed subscriber (tests, embedding) is fine: this writer is unused then.
     if result.is_ok() {
-        let _ = WRITER.set((Mutex::new(Some(guard)), dropped));
+        let writer = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("headroom-log".into())
+            .spawn(move || writer.run())
+            .ok();
+        if thread.is_none() {
+            // No writer thread: every line is written directly.
+            shared.stopped.store(true, Ordering::Release);
+        }
+        let _ = WRITER.set(Installed {
+            shared,
+            thread: Mutex::new(thread),
+        });
     }
 }

@@ -39,10 +39,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The gateway's own thread is its worker 0 (see `headroom::workers`): a single-threaded
+    // runtime; the other workers start their own. The simulator and the demo's clients use a
+    // multi-threaded one.
+    let gateway = matches!(cli.command, None | Some(Command::Run { .. }));
+    let runtime = if gateway {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build();
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("headroom: cannot start the async runtime: {err}");
@@ -119,3 +127,10 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
         }
     }
 }
+
+/// mimalloc rather than glibc's malloc: the request path allocates and frees many small
+/// buffers across threads, where glibc's arenas both cost more time (measured in
+/// `scripts/bench-proxy.sh`) and keep freed memory (RSS that never came back after a burst
+/// of waiting requests).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

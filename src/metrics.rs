@@ -1,8 +1,10 @@
 //! Prometheus metrics: the contract's names, labels bounded to the upstream name and small
 //! enums, histogram buckets fitted to what each one measures.
 
+use std::sync::OnceLock;
+
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -58,9 +60,103 @@ pub struct Metrics {
     /// `headroom_header_timeouts_total`: client connections closed because a request head
     /// took longer than `server.header_read_timeout`.
     pub header_timeouts: IntCounter,
+    /// `headroom_client_connections{worker}`: client connections open on each worker thread
+    /// (`server.workers`); new connections go to the worker with the fewest.
+    pub client_connections: IntGaugeVec,
     /// `headroom_log_dropped_total`: log lines dropped because stdout could not keep up
     /// (a request never waits for the log).
     pub log_dropped: IntCounter,
+}
+
+/// One upstream's per-request metric handles, resolved once (the label lookup hashes the
+/// label values and takes a lock; done per request it showed in profiles).
+#[derive(Debug)]
+pub struct UpstreamHandles {
+    /// `headroom_requests_total{upstream, status}` by status.
+    requests: ByStatus,
+    /// `headroom_upstream_requests_total{upstream, status}` by status.
+    attempts: ByStatus,
+    /// `headroom_upstream_requests_total{upstream, status="error"}`.
+    attempt_errors: OnceLock<IntCounter>,
+    /// `headroom_request_duration_seconds{upstream}`.
+    request_duration: (HistogramVec, OnceLock<Histogram>),
+    /// `headroom_queue_wait_seconds{upstream}`.
+    queue_wait: (HistogramVec, OnceLock<Histogram>),
+}
+
+impl UpstreamHandles {
+    /// Counts a response sent to a client: `headroom_requests_total{upstream, status}`.
+    pub fn count_request(&self, status: u16) {
+        self.requests.inc(status);
+    }
+
+    /// Counts an attempt: `headroom_upstream_requests_total{upstream, status}` (`None`: no
+    /// response, `status="error"`).
+    pub fn count_attempt(&self, status: Option<u16>) {
+        match status {
+            Some(status) => self.attempts.inc(status),
+            None => self
+                .attempt_errors
+                .get_or_init(|| {
+                    self.attempts
+                        .vec
+                        .with_label_values(&[&self.attempts.upstream, "error"])
+                })
+                .inc(),
+        }
+    }
+
+    /// Observes a request's whole duration: `headroom_request_duration_seconds{upstream}`.
+    pub fn observe_duration(&self, seconds: f64) {
+        self.histogram(&self.request_duration).observe(seconds);
+    }
+
+    /// Observes an attempt's wait: `headroom_queue_wait_seconds{upstream}`.
+    pub fn observe_queue_wait(&self, seconds: f64) {
+        self.histogram(&self.queue_wait).observe(seconds);
+    }
+
+    fn histogram<'a>(
+        &self,
+        (vec, handle): &'a (HistogramVec, OnceLock<Histogram>),
+    ) -> &'a Histogram {
+        handle.get_or_init(|| vec.with_label_values(&[&self.requests.upstream]))
+    }
+}
+
+/// Counters of one metric and upstream by HTTP status, each created on first use (a series
+/// appears only once a status was seen).
+#[derive(Debug)]
+struct ByStatus {
+    vec: IntCounterVec,
+    upstream: String,
+    /// Statuses 100 to 599 (others, never seen in practice, are looked up each time).
+    counters: Box<[OnceLock<IntCounter>]>,
+}
+
+impl ByStatus {
+    fn new(vec: &IntCounterVec, upstream: &str) -> Self {
+        Self {
+            vec: vec.clone(),
+            upstream: upstream.to_owned(),
+            counters: (100..600).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    fn lookup(&self, status: u16) -> IntCounter {
+        self.vec
+            .with_label_values(&[&self.upstream, &status.to_string()])
+    }
+
+    fn inc(&self, status: u16) {
+        match usize::from(status)
+            .checked_sub(100)
+            .and_then(|i| self.counters.get(i))
+        {
+            Some(slot) => slot.get_or_init(|| self.lookup(status)).inc(),
+            None => self.lookup(status).inc(),
+        }
+    }
 }
 
 /// A metric could not be registered (a bug: names are fixed).
@@ -69,6 +165,18 @@ pub struct Metrics {
 pub struct MetricsError(#[from] prometheus::Error);
 
 impl Metrics {
+    /// The per-request handles of `upstream` ([`NO_UPSTREAM`] for unrouted requests).
+    #[must_use]
+    pub fn handles(&self, upstream: &str) -> UpstreamHandles {
+        UpstreamHandles {
+            requests: ByStatus::new(&self.requests, upstream),
+            attempts: ByStatus::new(&self.upstream_requests, upstream),
+            attempt_errors: OnceLock::new(),
+            request_duration: (self.request_duration.clone(), OnceLock::new()),
+            queue_wait: (self.queue_wait.clone(), OnceLock::new()),
+        }
+    }
+
     /// A fresh registry with every metric.
     pub fn new() -> Result<Self, MetricsError> {
         let registry = Registry::new();
@@ -208,6 +316,17 @@ impl Metrics {
                 let metric = IntGauge::new(
                     "headroom_replicas",
                     "Replicas seen alive in the fleet's Redis at the last heartbeat.",
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
+            client_connections: {
+                let metric = IntGaugeVec::new(
+                    Opts::new(
+                        "headroom_client_connections",
+                        "Client connections open on each worker thread.",
+                    ),
+                    &["worker"],
                 )?;
                 registry.register(Box::new(metric.clone()))?;
                 metric

@@ -8,10 +8,11 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus::IntGauge;
 
 use crate::proxy::idle::{ReadEnd, WriteStallGuard};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -32,6 +33,7 @@ pub struct Gateway {
     drain_timeout: Duration,
     timeouts: ConnectionTimeouts,
     max_header_bytes: usize,
+    workers: usize,
 }
 
 /// The limits on one client connection's pace.
@@ -51,6 +53,7 @@ impl Gateway {
     /// Builds every upstream and binds `listen` and `admin_listen` (port 0 picks a free port).
     pub async fn bind(config: Config) -> std::io::Result<Self> {
         let roots = upstream::system_roots();
+        let workers = config.server.worker_count();
         let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
         let fleet = match config.store {
             Some(store) => {
@@ -64,7 +67,8 @@ impl Gateway {
             .upstreams
             .into_iter()
             .map(|u| {
-                Upstream::with_fleet(u, &roots, Arc::clone(&metrics), fleet.as_ref()).map(Arc::new)
+                Upstream::with_fleet(u, &roots, Arc::clone(&metrics), fleet.as_ref(), workers)
+                    .map(Arc::new)
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(std::io::Error::other)?;
@@ -102,6 +106,7 @@ impl Gateway {
                 header_timeouts,
             },
             max_header_bytes: config.server.max_header_bytes,
+            workers,
         })
     }
 
@@ -148,19 +153,38 @@ impl Gateway {
         });
         let admin = tokio::spawn(async move { admin.await });
 
-        let proxy = serve_proxy(
-            self.proxy_listener,
-            self.proxy,
-            self.max_header_bytes,
-            stop_rx,
-            self.drain_timeout,
-            self.timeouts,
-        );
-        let proxy = tokio::spawn(proxy);
+        // Worker 0 accepts and hands each connection to the least busy worker (by open
+        // connections): a shared listening socket lets whichever thread wakes first take
+        // every connection of a burst, and one core then serves them all.
+        let serving = Serving {
+            proxy: self.proxy,
+            http: connection_builder(self.max_header_bytes, &self.timeouts),
+            timeouts: self.timeouts,
+            drain_timeout: self.drain_timeout,
+        };
+        let connections = serving.proxy.metrics().client_connections.clone();
+        let mut hand_offs = Vec::with_capacity(self.workers);
+        let mut workers = Vec::with_capacity(self.workers);
+        for index in 1..self.workers {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let load = connections.with_label_values(&[&index.to_string()]);
+            hand_offs.push(HandOff {
+                to: Some(tx),
+                load: load.clone(),
+            });
+            let (serving, stop) = (serving.clone(), stop_rx.clone());
+            workers.push(crate::workers::spawn(index, move || {
+                serving.run_worker(rx, load, stop)
+            })?);
+        }
+        let proxy = tokio::spawn(serving.run_acceptor(self.proxy_listener, hand_offs, stop_rx));
 
         shutdown.await;
         let _ = stop_tx.send(true);
         let _ = proxy.await;
+        for worker in workers {
+            let _ = worker.await;
+        }
         let _ = tokio::time::timeout(self.drain_timeout, admin).await;
         tracing::info!("shutdown complete");
         Ok(())
@@ -186,14 +210,23 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-async fn serve_proxy(
-    listener: TcpListener,
+/// Everything a worker needs to serve client connections.
+#[derive(Clone)]
+struct Serving {
     proxy: Arc<Proxy>,
-    max_header_bytes: usize,
-    mut stop: watch::Receiver<bool>,
-    drain_timeout: Duration,
+    http: http1::Builder,
     timeouts: ConnectionTimeouts,
-) {
+    drain_timeout: Duration,
+}
+
+/// The way to another worker, and how many connections it holds.
+struct HandOff {
+    /// `None` for worker 0 itself.
+    to: Option<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
+    load: IntGauge,
+}
+
+fn connection_builder(max_header_bytes: usize, timeouts: &ConnectionTimeouts) -> http1::Builder {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         // hyper's timer runs from the end of a response to the end of the next head: the
@@ -208,21 +241,112 @@ async fn serve_proxy(
         // JSON 431 instead of hyper's bare one.
         .max_buf_size((max_header_bytes * 2).max(8 * 1024))
         .max_headers(500);
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(err) => {
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
+    http
+}
+
+impl Serving {
+    /// Worker 0: accepts until stopped, serving each connection itself or handing it to the
+    /// worker with the fewest open connections; then drains its own connections.
+    async fn run_acceptor(
+        self,
+        listener: TcpListener,
+        mut workers: Vec<HandOff>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let own = self
+            .proxy
+            .metrics()
+            .client_connections
+            .with_label_values(&["0"]);
+        workers.insert(
+            0,
+            HandOff {
+                to: None,
+                load: own.clone(),
             },
-            () = stopped(&mut stop) => break,
-        };
+        );
+        let graceful = GracefulShutdown::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                        continue;
+                    }
+                },
+                () = stopped(&mut stop) => break,
+            };
+            let least = workers
+                .iter()
+                .min_by_key(|worker| worker.load.get())
+                .unwrap_or(&workers[0]);
+            match &least.to {
+                None => {
+                    own.inc();
+                    self.serve(stream, peer, &graceful, &own);
+                }
+                Some(to) => {
+                    least.load.inc();
+                    let handed = stream
+                        .into_std()
+                        .map_err(
+                            |err| tracing::warn!(error = %err, "cannot hand a connection over"),
+                        )
+                        .ok()
+                        .and_then(|stream| to.send((stream, peer)).ok());
+                    if handed.is_none() {
+                        least.load.dec();
+                    }
+                }
+            }
+        }
+        drop(listener);
+        drop(workers);
+        self.drain(graceful).await;
+    }
+
+    /// Workers 1 and up: serve the connections worker 0 hands over until stopped, then drain.
+    async fn run_worker(
+        self,
+        mut handed: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+        load: IntGauge,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let graceful = GracefulShutdown::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                next = handed.recv() => match next {
+                    Some(conn) => conn,
+                    None => break,
+                },
+                () = stopped(&mut stop) => break,
+            };
+            // Counted in `load` by worker 0 when it handed the connection over.
+            match TcpStream::from_std(stream) {
+                Ok(stream) => self.serve(stream, peer, &graceful, &load),
+                Err(err) => {
+                    load.dec();
+                    tracing::warn!(error = %err, "cannot take a handed-over connection");
+                }
+            }
+        }
+        self.drain(graceful).await;
+    }
+
+    /// Serves one client connection on this worker; it was counted in `load` when it was
+    /// given to this worker, and is taken off when it closes.
+    fn serve(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        graceful: &GracefulShutdown,
+        load: &IntGauge,
+    ) {
         let _ = stream.set_nodelay(true);
-        let proxy = Arc::clone(&proxy);
+        let proxy = Arc::clone(&self.proxy);
+        let timeouts = &self.timeouts;
         let read_end = Arc::new(ReadEnd::watching(&stream));
         let stream = WriteStallGuard::new(stream, timeouts.idle, Arc::clone(&read_end))
             .with_header_read_timeout(timeouts.header_read, timeouts.header_timeouts.clone());
@@ -231,25 +355,33 @@ async fn serve_proxy(
             let read_end = Arc::clone(&read_end);
             async move { Ok::<_, std::convert::Infallible>(proxy.handle(peer, request, read_end).await) }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let connection = graceful.watch(self.http.serve_connection(TokioIo::new(stream), service));
+        let load = load.clone();
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, %peer, "client connection ended with an error");
             }
+            load.dec();
         });
     }
-    drop(listener);
-    proxy
-        .drain()
-        .begin(tokio::time::Instant::now() + drain_timeout);
-    tracing::info!(
-        ?drain_timeout,
-        "stopped accepting; draining in-flight requests"
-    );
-    tokio::select! {
-        () = graceful.shutdown() => tracing::debug!("all client connections closed"),
-        () = tokio::time::sleep(drain_timeout) => {
-            tracing::warn!(?drain_timeout, "drain timeout reached; closing the remaining connections");
+
+    /// After the listener closed: waiting requests are answered before the drain ends, and
+    /// this worker's connections get at most `drain_timeout` to finish.
+    async fn drain(&self, graceful: GracefulShutdown) {
+        let drain_timeout = self.drain_timeout;
+        self.proxy
+            .drain()
+            .begin(tokio::time::Instant::now() + drain_timeout);
+        tracing::info!(
+            ?drain_timeout,
+            worker = crate::workers::current(),
+            "stopped accepting; draining in-flight requests"
+        );
+        tokio::select! {
+            () = graceful.shutdown() => tracing::debug!("all client connections closed"),
+            () = tokio::time::sleep(drain_timeout) => {
+                tracing::warn!(?drain_timeout, "drain timeout reached; closing the remaining connections");
+            }
         }
     }
 }

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::breaker::{Admission, Breaker, Outcome, State as BreakerState};
 use crate::config::UpstreamConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UpstreamHandles};
 use crate::proxy::target::TargetBase;
 use crate::quota::headers;
 use crate::quota::observation::{ParseOptions, QuotaObservation};
@@ -34,7 +34,7 @@ use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::store::{Fleet, RedisQuota};
 
 /// The pooled HTTP(S) client of one upstream.
-pub type HttpClient = Client<ConnectTimeout<HttpsConnector<HttpConnector>>, Body>;
+pub type HttpClient = Client<Connector, Body>;
 
 /// A connector whose whole connect, TCP and TLS handshake together, is bounded by
 /// `connect_timeout` (hyper-util's own timeout covers the TCP connect only, so a supplier
@@ -97,13 +97,17 @@ const MAX_ANNOUNCED_WAIT: Duration = Duration::from_secs(2 * 24 * 3600);
 pub struct Upstream {
     config: UpstreamConfig,
     target: TargetBase,
-    client: HttpClient,
+    /// One pool per worker thread (see [`crate::workers`]): a pooled connection is driven by
+    /// the thread that opened it, so a request only uses its own thread's connections.
+    clients: Box<[HttpClient]>,
     scheduler: Scheduler,
     parse_options: ParseOptions,
     /// Header problems already logged (each is logged once per upstream).
     warned: Mutex<HashSet<(String, &'static str)>>,
     breaker: Mutex<Breaker>,
     metrics: Arc<Metrics>,
+    /// This upstream's per-request metric handles.
+    handles: UpstreamHandles,
     /// KiB of request bodies queued requests may read while they wait (see
     /// [`Upstream::spool_budget`]).
     spool: Arc<tokio::sync::Semaphore>,
@@ -154,21 +158,26 @@ impl Upstream {
         system_roots: &RootCertStore,
         metrics: Arc<Metrics>,
     ) -> Result<Self, UpstreamError> {
-        Self::with_fleet(config, system_roots, metrics, None)
+        Self::with_fleet(config, system_roots, metrics, None, 1)
     }
 
-    /// [`Upstream::new`], sharing the quota with the other replicas of `fleet` (Redis).
+    /// [`Upstream::new`], sharing the quota with the other replicas of `fleet` (Redis), with a
+    /// connection pool for each of `workers` worker threads.
     pub fn with_fleet(
         config: UpstreamConfig,
         system_roots: &RootCertStore,
         metrics: Arc<Metrics>,
         fleet: Option<&Arc<Fleet>>,
+        workers: usize,
     ) -> Result<Self, UpstreamError> {
         let target = TargetBase::from_url(&config.url).map_err(|reason| UpstreamError::Url {
             name: config.name.clone(),
             reason,
         })?;
-        let client = build_client(&config, system_roots)?;
+        let connector = build_connector(&config, system_roots)?;
+        let clients = (0..workers.max(1))
+            .map(|_| build_client(&config, connector.clone()))
+            .collect();
         let tracker = TrackerConfig {
             probes: u64::from(config.quota.probes),
             base_delay: config.retry.base_delay,
@@ -202,11 +211,13 @@ impl Upstream {
         let spool_units = usize::try_from(spool_bytes / SPOOL_UNIT)
             .unwrap_or(usize::MAX)
             .min(tokio::sync::Semaphore::MAX_PERMITS);
+        let handles = metrics.handles(&config.name);
         Ok(Self {
+            handles,
             spool: Arc::new(tokio::sync::Semaphore::new(spool_units)),
             config,
             target,
-            client,
+            clients,
             scheduler,
             parse_options,
             warned: Mutex::new(HashSet::new()),
@@ -273,15 +284,13 @@ impl Upstream {
 
     /// Notes one attempt's result: its status, or `error` when no response came.
     pub fn note_attempt(&self, status: Option<StatusCode>, queue_wait: Duration) {
-        let status = status.map_or_else(|| "error".to_owned(), |s| s.as_u16().to_string());
-        self.metrics
-            .upstream_requests
-            .with_label_values(&[self.name(), &status])
-            .inc();
-        self.metrics
-            .queue_wait
-            .with_label_values(&[self.name()])
-            .observe(queue_wait.as_secs_f64());
+        self.handles.count_attempt(status.map(|s| s.as_u16()));
+        self.handles.observe_queue_wait(queue_wait.as_secs_f64());
+    }
+
+    /// This upstream's per-request metric handles.
+    pub fn handles(&self) -> &UpstreamHandles {
+        &self.handles
     }
 
     /// A share of the spool budget for a queued request whose body is `len` bytes long: while
@@ -458,7 +467,7 @@ impl Upstream {
 
     /// The pooled client.
     pub fn client(&self) -> &HttpClient {
-        &self.client
+        &self.clients[crate::workers::current() % self.clients.len()]
     }
 }
 
@@ -510,10 +519,12 @@ pub fn system_roots() -> RootCertStore {
     roots
 }
 
-fn build_client(
+type Connector = ConnectTimeout<HttpsConnector<HttpConnector>>;
+
+fn build_connector(
     config: &UpstreamConfig,
     system_roots: &RootCertStore,
-) -> Result<HttpClient, UpstreamError> {
+) -> Result<Connector, UpstreamError> {
     let mut roots = system_roots.clone();
     if let Some(path) = &config.ca_file {
         let ca_error = |reason: String| UpstreamError::CaFile {
@@ -552,14 +563,18 @@ fn build_client(
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+    Ok(ConnectTimeout {
+        inner: connector,
+        limit: config.connect_timeout,
+    })
+}
+
+fn build_client(config: &UpstreamConfig, connector: Connector) -> HttpClient {
+    Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(config.max_concurrency.max(1) * 2)
-        .build(ConnectTimeout {
-            inner: connector,
-            limit: config.connect_timeout,
-        }))
+        .build(connector)
 }
 
 #[cfg(test)]

@@ -30,8 +30,9 @@ async fn a_blocked_stdout_drops_log_lines_and_never_holds_a_request() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(up_yet, "headroom serves");
-    // More lines than the writer's queue holds (16 384) on top of a full pipe.
-    let total = headroom::logging::BUFFERED_LINES + 4_000;
+    // More lines than the writer's buffer holds (an access line is well over 128 bytes) on
+    // top of a full pipe.
+    let total = headroom::logging::BUFFERED_BYTES / 128 + 4_000;
     let next = Arc::new(AtomicUsize::new(0));
     let ok = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();

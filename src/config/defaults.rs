@@ -90,6 +90,7 @@ impl Default for ServerConfig {
             header_read_timeout: HEADER_READ_TIMEOUT,
             max_request_body: MAX_REQUEST_BODY,
             max_header_bytes: MAX_HEADER_BYTES,
+            workers: 0,
         }
     }
 }

@@ -32,6 +32,7 @@ pub(super) struct RawServer {
     pub header_read_timeout: Option<Spanned<HumanDuration>>,
     pub max_request_body: Option<Spanned<i64>>,
     pub max_header_bytes: Option<Spanned<i64>>,
+    pub workers: Option<Spanned<i64>>,
 }
 
 /// One `[[upstream]]`.

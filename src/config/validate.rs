@@ -218,6 +218,7 @@ impl Checker<'_, '_, '_> {
                 HEADER_BYTES,
                 default.max_header_bytes,
             ),
+            workers: self.int("server.workers", &raw.workers, 0..=256, default.workers),
         }
     }
 

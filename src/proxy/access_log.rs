@@ -8,13 +8,13 @@ use crate::proxy::body::BodyObserver;
 #[derive(Debug)]
 pub struct AccessLog {
     /// The request id sent upstream and returned to the client.
-    pub request_id: String,
-    /// Upstream name, when the request was routed.
-    pub upstream: Option<String>,
+    pub request_id: http::HeaderValue,
+    /// The upstream, when the request was routed.
+    pub upstream: Option<std::sync::Arc<crate::upstream::Upstream>>,
     /// HTTP method.
-    pub method: String,
-    /// Path without the query string (queries may carry secrets).
-    pub path: String,
+    pub method: http::Method,
+    /// The request target; only its path is logged (queries may carry secrets).
+    pub uri: http::Uri,
     /// Status sent to the client.
     pub status: u16,
     /// Attempts made upstream.
@@ -27,8 +27,9 @@ pub struct AccessLog {
     pub error: Option<&'static str>,
     /// The upstream concurrency slot, held until the response body has been sent.
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
-    /// Where `headroom_requests_total` and the duration histogram are counted.
-    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Where `headroom_requests_total` and the duration histogram are counted for a request
+    /// that matched no upstream.
+    pub unrouted: std::sync::Arc<crate::metrics::UpstreamHandles>,
     /// The client connection, told when this response is done.
     pub connection: std::sync::Arc<crate::proxy::idle::ReadEnd>,
 }
@@ -39,24 +40,18 @@ impl BodyObserver for AccessLog {
         self.connection.response_finished();
         let elapsed = self.started.elapsed();
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        let upstream = self
+        let handles = self
             .upstream
-            .as_deref()
-            .unwrap_or(crate::metrics::NO_UPSTREAM);
-        self.metrics
-            .requests
-            .with_label_values(&[upstream, &self.status.to_string()])
-            .inc();
-        self.metrics
-            .request_duration
-            .with_label_values(&[upstream])
-            .observe(elapsed.as_secs_f64());
+            .as_ref()
+            .map_or(&*self.unrouted, |upstream| upstream.handles());
+        handles.count_request(self.status);
+        handles.observe_duration(elapsed.as_secs_f64());
         tracing::info!(
             target: "headroom::access",
-            request_id = %self.request_id,
-            upstream = self.upstream.as_deref().unwrap_or("-"),
-            method = %self.method,
-            path = %self.path,
+            request_id = self.request_id.to_str().unwrap_or_default(),
+            upstream = self.upstream.as_ref().map_or("-", |upstream| upstream.name()),
+            method = self.method.as_str(),
+            path = self.uri.path(),
             status = self.status,
             duration_ms = (duration_ms * 1000.0).round() / 1000.0,
             attempts = self.attempts,

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::error::ProxyError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UpstreamHandles};
 use crate::proxy::access_log::AccessLog;
 use crate::proxy::attempts::{self, PendingBody, Plan};
 use crate::proxy::body::{BodyProgress, LimitedBody, ObservedBody};
@@ -67,6 +67,8 @@ pub struct Proxy {
     max_header_bytes: usize,
     idle_timeout: Duration,
     metrics: Arc<Metrics>,
+    /// The metric handles of requests that matched no upstream.
+    unrouted: Arc<UpstreamHandles>,
 }
 
 /// What happened to one request before its response started.
@@ -99,6 +101,7 @@ impl Proxy {
             max_request_body: server.max_request_body,
             max_header_bytes: server.max_header_bytes,
             idle_timeout: server.idle_timeout,
+            unrouted: Arc::new(metrics.handles(crate::metrics::NO_UPSTREAM)),
             metrics,
         }
     }
@@ -132,8 +135,8 @@ impl Proxy {
         let request_id = headers::request_id(request.headers());
         // `Connection: close` read byte-wise: a value with other odd bytes in it still closes.
         let close = headers::asks_to_close(request.headers());
-        let method = request.method().to_string();
-        let path = request.uri().path().to_owned();
+        let method = request.method().clone();
+        let uri = request.uri().clone();
 
         // A panic on the request path is a bug; the client still gets an answer (500), and
         // it is counted, rather than a dropped connection.
@@ -156,19 +159,18 @@ impl Proxy {
             }
         };
 
-        let upstream_name = outcome.upstream.as_ref().map(|u| u.name().to_owned());
         let mut log = AccessLog {
-            request_id: request_id.to_str().unwrap_or_default().to_owned(),
-            upstream: upstream_name,
+            request_id: request_id.clone(),
+            upstream: outcome.upstream.clone(),
             method,
-            path,
+            uri,
             status: 0,
             attempts: outcome.attempts,
             queue_ms: queue_ms(outcome.queue_wait),
             started,
             error: None,
             slot: outcome.slot,
-            metrics: Arc::clone(&self.metrics),
+            unrouted: Arc::clone(&self.unrouted),
             connection,
         };
         let mut response = match outcome.result {
@@ -192,7 +194,10 @@ impl Proxy {
             Err(error) => {
                 log.error = Some(error.code());
                 let malformed = matches!(error, ProxyError::BadRequest(_));
-                let mut response = error.into_response(log.upstream.as_deref(), &log.request_id);
+                let mut response = error.into_response(
+                    log.upstream.as_ref().map(|upstream| upstream.name()),
+                    log.request_id.to_str().unwrap_or_default(),
+                );
                 if malformed {
                     // After a malformed request the connection's framing cannot be trusted:
                     // close it (RFC 9112 9.6), as for a request hyper could not parse.

@@ -22,15 +22,15 @@ const MAX_REQUEST_ID_LEN: usize = 200;
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1), plus the
 /// non-standard ones proxies are known to receive. `Trailer` is not among them: it is
 /// end-to-end, and a trailer is only sent when it is declared.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "transfer-encoding",
-    "upgrade",
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// `Via`.
@@ -41,18 +41,20 @@ const VIA_HEADROOM: &str = "1.1 headroom";
 /// Removes hop-by-hop headers and every header the `Connection` header names (each
 /// comma-separated token that is a valid field name, whatever other bytes the value holds).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = tokens(headers, &header::CONNECTION)
-        .filter_map(|token| HeaderName::from_bytes(token).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = tokens(headers, &header::CONNECTION)
+            .filter_map(|token| HeaderName::from_bytes(token).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
     // A message framed by `Transfer-Encoding` loses any `Content-Length` (RFC 9112 6.3):
     // forwarded with a length of its own, the body would be cut at the stale one.
     if headers.contains_key(header::TRANSFER_ENCODING) {
         headers.remove(header::CONTENT_LENGTH);
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -75,6 +77,10 @@ fn tokens<'h>(headers: &'h HeaderMap, name: &HeaderName) -> impl Iterator<Item =
 
 /// Appends Headroom to the `Via` header (one value, after those already there).
 pub fn add_via(headers: &mut HeaderMap) {
+    if !headers.contains_key(&VIA) {
+        headers.insert(&VIA, HeaderValue::from_static(VIA_HEADROOM));
+        return;
+    }
     let mut via: Vec<u8> = Vec::new();
     for value in headers.get_all(&VIA) {
         via.extend_from_slice(value.as_bytes());
@@ -138,8 +144,9 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 
 /// A new random request id (UUID v4, simple form).
 pub fn new_request_id() -> HeaderValue {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let id = uuid::Uuid::new_v4().simple().encode_lower(&mut buffer);
+    HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// Size of a request head as it came on the wire, near enough: request line plus each

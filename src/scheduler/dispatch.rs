@@ -396,8 +396,9 @@ impl Shared {
             quota = ?state.quota.snapshot(now),
             "observed"
         );
+        let waiting = state.waiting > 0;
         drop(state);
-        self.wake.notify_one();
+        self.wake_if(waiting);
         (pause, target)
     }
 
@@ -411,14 +412,32 @@ impl Shared {
 
     /// Settles a reservation whose request never reached the supplier.
     pub(crate) fn release(&self, key: &TrackerKey) {
-        self.lock().quota.release(key);
-        self.wake.notify_one();
+        let waiting = {
+            let mut state = self.lock();
+            state.quota.release(key);
+            state.waiting > 0
+        };
+        self.wake_if(waiting);
     }
 
     /// Settles a reservation whose request reached the supplier but got no answer.
     pub(crate) fn spend(&self, key: &TrackerKey, sent_at: Instant) {
-        self.lock().quota.spend(key, sent_at);
-        self.wake.notify_one();
+        let waiting = {
+            let mut state = self.lock();
+            state.quota.spend(key, sent_at);
+            state.waiting > 0
+        };
+        self.wake_if(waiting);
+    }
+
+    /// Wakes the dispatcher after a change to the quota, when somebody waits for it. With
+    /// nobody waiting there is nothing to do: the next request that queues wakes it itself
+    /// (`notify_one` keeps that wake-up for a dispatcher not yet listening). Skipping it
+    /// spares each response a wake-up of the dispatcher's thread.
+    fn wake_if(&self, waiting: bool) {
+        if waiting {
+            self.wake.notify_one();
+        }
     }
 
     /// How long a request arriving now would likely wait: the pause, plus the queue ahead of

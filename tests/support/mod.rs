@@ -257,6 +257,7 @@ pub fn server_config() -> ServerConfig {
         header_read_timeout: Duration::from_secs(30),
         max_request_body: 4 << 30,
         max_header_bytes: 64 * 1024,
+        workers: 1,
     }
 }
 
