@@ -5,7 +5,9 @@
 # connections, each as a ratio against nginx without a log, all in the same run; optionally
 # an older Headroom binary too (BASELINE_BIN, access log on). Then a 1 GiB download and a
 # 1 GiB upload through Headroom with its peak RSS (VmHWM). Only 127.0.0.1 is used; every run
-# is bounded by DURATION.
+# is bounded by DURATION. Then memory: MEMORY_CONNECTIONS (10,000) requests waiting in one
+# upstream's queue, each on its own connection, and as many idle keep-alive connections: RSS
+# held per connection and RSS once they are gone (each in a fresh Headroom).
 #
 #   scripts/bench-proxy.sh            # DURATION=10s CONNECTIONS=32 [BASELINE_BIN=...]
 set -euo pipefail
@@ -16,6 +18,9 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 STREAM_BYTES=${STREAM_BYTES:-1073741824}
 OUT=${OUT:-artifacts/bench-proxy.md}
+MEMORY_CONNECTIONS=${MEMORY_CONNECTIONS:-10000}
+# Each side of 10,000 connections needs a descriptor apiece.
+ulimit -n "$(ulimit -Hn)"
 
 missing=()
 for tool in wrk curl nginx haproxy; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
@@ -167,6 +172,58 @@ RSS_DL=$(hwm)
 PROXY_UL=$(head -c "$STREAM_BYTES" /dev/zero | curl -s --noproxy '*' -T - -w ' %{time_total}' "http://127.0.0.1:$HR_PORT/bench/upload")
 RSS_UL=$(hwm)
 
+# Memory: a supplier that accepts and never answers holds the one concurrency slot of
+# `held`, so every other request to it waits in its queue.
+HOLD_PORT=$(free_port)
+python3 -c '
+import asyncio, sys
+async def hold(reader, writer):
+    await reader.read()
+async def main():
+    server = await asyncio.start_server(hold, "127.0.0.1", int(sys.argv[1]))
+    await server.serve_forever()
+asyncio.run(main())' "$HOLD_PORT" &
+PIDS+=($!)
+wait_port "$HOLD_PORT"
+start_memory_headroom() { # sets HR_PORT, HR_ADMIN, HR_PID
+    HR_PORT=$(free_port)
+    HR_ADMIN=$(free_port)
+    cat >"$WORK/memory-$HR_PORT.toml" <<TOML
+[server]
+listen = "127.0.0.1:$HR_PORT"
+admin_listen = "127.0.0.1:$HR_ADMIN"
+
+[[upstream]]
+name = "held"
+prefix = "/held"
+url = "http://127.0.0.1:$HOLD_PORT"
+max_concurrency = 1
+timeout = "5m"
+
+[upstream.queue]
+max_depth = $((MEMORY_CONNECTIONS * 2))
+max_wait = "5m"
+
+[[upstream]]
+name = "bench"
+prefix = "/bench"
+url = "http://127.0.0.1:$SIM_PORT"
+TOML
+    RUST_LOG=warn "$BIN" --config "$WORK/memory-$HR_PORT.toml" >"$WORK/memory-$HR_PORT.log" 2>&1 &
+    HR_PID=$!
+    PIDS+=("$HR_PID")
+    wait_port "$HR_PORT"
+}
+echo "memory: $MEMORY_CONNECTIONS queued requests, then $MEMORY_CONNECTIONS idle connections" >&2
+start_memory_headroom
+MEM_QUEUED=$(python3 scripts/bench_memory.py queued --proxy "$HR_PORT" --path /held/x --pid "$HR_PID" \
+    --count "$MEMORY_CONNECTIONS" --metrics "http://127.0.0.1:$HR_ADMIN/metrics")
+kill "$HR_PID"
+start_memory_headroom
+MEM_IDLE=$(python3 scripts/bench_memory.py idle --proxy "$HR_PORT" --path /bench/x --pid "$HR_PID" \
+    --count "$MEMORY_CONNECTIONS")
+kill "$HR_PID"
+
 mkdir -p "$(dirname "$OUT")"
 {
     echo "## bench-proxy ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), wrk -t$THREADS -d$DURATION)"
@@ -195,4 +252,16 @@ PY
     echo "| download direct | $dtime | $dsize | - |"
     echo "| download via Headroom | $ptime | $psize | $((RSS_DL / 1024)) MiB (at start $((RSS_START / 1024)) MiB) |"
     echo "| upload via Headroom | ${PROXY_UL##* } | $(python3 -c "import json,sys; print(json.loads(sys.argv[1].rsplit(' ',1)[0])['bytes'])" "$PROXY_UL") | $((RSS_UL / 1024)) MiB |"
+    echo
+    echo "| memory ($MEMORY_CONNECTIONS connections) | RSS at start | RSS held | per connection | RSS once gone |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    for row in "queued requests:$MEM_QUEUED" "idle keep-alive connections:$MEM_IDLE"; do
+        python3 - "${row%%:*}" "${row#*:}" <<'PY'
+import json, sys
+m = json.loads(sys.argv[2])
+mib = lambda kib: f"{kib / 1024:.1f} MiB"
+print(f"| {sys.argv[1]} | {mib(m['rss_start_kib'])} | {mib(m['rss_held_kib'])} | "
+      f"{m['per_connection_kib']:.1f} KiB | {mib(m['rss_after_kib'])} |")
+PY
+    done
 } | tee "$OUT"

@@ -38,6 +38,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    return_memory();
     let cli = Cli::parse();
     // The gateway's own thread is its worker 0 (see `headroom::workers`): a single-threaded
     // runtime; the other workers start their own. The simulator and the demo's clients use a
@@ -128,9 +129,18 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// mimalloc rather than glibc's malloc: the request path allocates and frees many small
-/// buffers across threads, where glibc's arenas both cost more time (measured in
-/// `scripts/bench-proxy.sh`) and keep freed memory (RSS that never came back after a burst
-/// of waiting requests).
+/// jemalloc rather than glibc's malloc: the request path allocates and frees many small
+/// buffers, and after a burst (thousands of waiting requests or idle connections) glibc's
+/// arenas keep what was freed. jemalloc's background thread hands unused pages back to the
+/// system within seconds, with or without further traffic (see [`return_memory`]).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Starts jemalloc's background thread, which gives freed pages back to the system after
+/// `dirty_decay_ms` (10 s) even when nothing else allocates: RSS comes back down after a
+/// burst, not only at the next request.
+fn return_memory() {
+    if let Err(err) = tikv_jemalloc_ctl::background_thread::write(true) {
+        eprintln!("headroom: cannot start the allocator's background thread: {err}");
+    }
+}

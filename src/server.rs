@@ -10,7 +10,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus::IntGauge;
 
-use crate::proxy::idle::{ReadEnd, WriteStallGuard};
+use crate::proxy::idle::{ReadEnd, SharedStream, WriteStallGuard};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -347,13 +347,19 @@ impl Serving {
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&self.proxy);
         let timeouts = &self.timeouts;
+        let stream = SharedStream::new(stream);
         let read_end = Arc::new(ReadEnd::watching(&stream));
         let stream = WriteStallGuard::new(stream, timeouts.idle, Arc::clone(&read_end))
             .with_header_read_timeout(timeouts.header_read, timeouts.header_timeouts.clone());
+        // Each request's future is boxed: hyper keeps its slot for a request's future for the
+        // connection's whole life, so an unboxed one (several KiB) would stay allocated on
+        // every idle keep-alive connection.
         let service = service_fn(move |request| {
             let proxy = Arc::clone(&proxy);
             let read_end = Arc::clone(&read_end);
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(peer, request, read_end).await) }
+            Box::pin(async move {
+                Ok::<_, std::convert::Infallible>(proxy.handle(peer, request, read_end).await)
+            })
         });
         let connection = graceful.watch(self.http.serve_connection(TokioIo::new(stream), service));
         let load = load.clone();

@@ -140,13 +140,16 @@ impl Proxy {
 
         // A panic on the request path is a bug; the client still gets an answer (500), and
         // it is counted, rather than a dropped connection.
-        let forwarded = std::panic::AssertUnwindSafe(self.forward(
+        // Boxed, here and for the attempts: awaited in place, a nested future's state is laid
+        // out again in each caller's (measured: the attempts' 3 KiB took 7 KiB in `forward`),
+        // and a waiting request holds all of it.
+        let forwarded = std::panic::AssertUnwindSafe(Box::pin(self.forward(
             peer,
             request,
             &request_id,
             started,
             read_end,
-        ));
+        )));
         let outcome = match futures_util::FutureExt::catch_unwind(forwarded).await {
             Ok(outcome) => outcome,
             Err(_panic) => {
@@ -274,7 +277,7 @@ impl Proxy {
             read_end,
             drain: Arc::clone(&self.drain),
         };
-        let attempted = attempts::run(&upstream, plan).await;
+        let attempted = Box::pin(attempts::run(&upstream, plan)).await;
         Outcome {
             upstream: Some(upstream),
             result: attempted.result,

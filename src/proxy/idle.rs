@@ -72,22 +72,26 @@ pub struct WriteStallGuard<IO> {
     read_end: Arc<ReadEnd>,
     /// `server.header_read_timeout`, and the deadline of the head being read, if any.
     head_limit: Option<(Duration, prometheus::IntCounter)>,
+    /// When the first bytes of the head being read came, if any.
+    head_started: Option<Instant>,
+    /// The timer of that head: armed only once a head needs a second read (most arrive
+    /// whole), and reused, so a request costs no timer and no allocation.
     head_deadline: Option<Pin<Box<Sleep>>>,
+    head_armed: bool,
 }
 
 /// Tells when a client's side of its connection has ended (it half-closed, or closed): a
 /// request still waiting for quota then gives up its place, since a client that closed its
 /// connection cannot be told from one that half-closed, and must cost no quota; a request
 /// already under way is still answered. hyper does not read a half-closed connection while a
-/// request is in flight, so this looks at the socket itself, through a duplicate of its
-/// descriptor, and only while a request waits.
+/// request is in flight, so this peeks at the socket itself (shared with hyper's side, see
+/// [`SharedStream`]), and only while a request waits.
 #[derive(Debug, Default)]
 pub struct ReadEnd {
     ended: AtomicBool,
     notify: Notify,
-    /// A duplicate of the client socket's descriptor (unix), registered with tokio only
-    /// when a request first has to wait.
-    socket: std::sync::Mutex<Option<std::net::TcpStream>>,
+    /// The client socket; weak, so that the connection closes when hyper drops it.
+    socket: std::sync::Weak<tokio::net::TcpStream>,
     /// Requests whose head was read, and responses finished: equal when the connection
     /// is between requests, so the next bytes begin a request head.
     requests: std::sync::atomic::AtomicUsize,
@@ -99,24 +103,10 @@ pub struct ReadEnd {
 const PEEK_AGAIN: Duration = Duration::from_millis(50);
 
 impl ReadEnd {
-    /// Watches `stream` (a duplicate of its descriptor is kept; none when that fails).
-    pub fn watching(stream: &tokio::net::TcpStream) -> Self {
-        #[cfg(unix)]
-        let socket = {
-            use std::os::fd::AsFd;
-            stream
-                .as_fd()
-                .try_clone_to_owned()
-                .ok()
-                .map(std::net::TcpStream::from)
-        };
-        #[cfg(not(unix))]
-        let socket = {
-            let _ = stream;
-            None
-        };
+    /// Watches `stream`.
+    pub fn watching(stream: &SharedStream) -> Self {
         Self {
-            socket: std::sync::Mutex::new(socket),
+            socket: Arc::downgrade(&stream.0),
             ..Self::default()
         }
     }
@@ -149,12 +139,7 @@ impl ReadEnd {
 
     /// Resolves once the client's side has ended (never, when it cannot be watched).
     pub async fn wait(&self) {
-        let watched = crate::lock(&self.socket)
-            .as_ref()
-            .and_then(|s| s.try_clone().ok())
-            .and_then(|s| s.set_nonblocking(true).ok().map(|()| s))
-            .and_then(|s| tokio::net::TcpStream::from_std(s).ok());
-        let Some(socket) = watched else {
+        let Some(socket) = self.socket.upgrade() else {
             return self.marked().await;
         };
         let mut byte = [0u8; 1];
@@ -179,6 +164,99 @@ impl ReadEnd {
     }
 }
 
+thread_local! {
+    /// Each thread's buffer for client socket reads (see [`SharedStream`]).
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; 64 * 1024].into_boxed_slice());
+}
+
+/// A client connection's socket, shared between hyper (which reads and writes it through
+/// this) and the connection's [`ReadEnd`] (which peeks at it while a request waits). tokio
+/// keeps readiness for `poll_*` callers and for awaited `peek`s apart, so the two never take
+/// each other's wake-ups. Written here because tokio's own halves (`into_split`) do not let
+/// a third party peek; sharing the one registered socket costs no descriptor and no epoll
+/// registration per connection (a duplicate did, twice over while a request waited).
+#[derive(Debug)]
+pub struct SharedStream(Arc<tokio::net::TcpStream>);
+
+impl SharedStream {
+    /// Shares `stream`.
+    pub fn new(stream: tokio::net::TcpStream) -> Self {
+        Self(Arc::new(stream))
+    }
+}
+
+impl AsyncRead for SharedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            // hyper hands over its buffer uninitialized; without `unsafe` the bytes must be
+            // read into initialized memory. Zeroing hyper's whole spare buffer on every read
+            // would also make all of it resident on every idle connection, so the read goes
+            // through this thread's scratch buffer and only what came is copied.
+            let read = SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let room = buf.remaining().min(scratch.len());
+                let n = self.0.try_read(&mut scratch[..room])?;
+                buf.put_slice(&scratch[..n]);
+                Ok::<_, io::Error>(n)
+            });
+            match read {
+                Ok(_) => return Poll::Ready(Ok(())),
+                // Readiness was stale (tokio cleared it): wait for the next.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write_vectored(bufs) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
+    }
+}
+
 impl<IO> WriteStallGuard<IO> {
     /// Wraps `inner`; `read_end` is told when a read finds the end of the stream.
     pub fn new(inner: IO, limit: Duration, read_end: Arc<ReadEnd>) -> Self {
@@ -187,7 +265,9 @@ impl<IO> WriteStallGuard<IO> {
             stall: Stall::new(limit),
             read_end,
             head_limit: None,
+            head_started: None,
             head_deadline: None,
+            head_armed: false,
         }
     }
 
@@ -237,25 +317,39 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         let between = self.read_end.between_requests();
         if !between {
-            self.head_deadline = None;
+            self.head_started = None;
+            self.head_armed = false;
         }
         match polled {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
                 // The first bytes of a head: its clock starts.
-                if between && self.head_deadline.is_none() {
-                    if let Some((limit, _)) = &self.head_limit {
-                        self.head_deadline = Some(Box::pin(tokio::time::sleep(*limit)));
-                    }
+                if between && self.head_started.is_none() && self.head_limit.is_some() {
+                    self.head_started = Some(Instant::now());
                 }
             }
             Poll::Ready(Ok(())) if buf.remaining() > 0 => self.read_end.mark(),
             Poll::Pending => {
-                let expired = self
-                    .head_deadline
-                    .as_mut()
-                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                if let (Some(started), Some((limit, _)), false) =
+                    (self.head_started, &self.head_limit, self.head_armed)
+                {
+                    // The head did not come whole: time the rest of it.
+                    let deadline = started + *limit;
+                    self.head_armed = true;
+                    match &mut self.head_deadline {
+                        Some(sleep) => sleep.as_mut().reset(deadline),
+                        None => {
+                            self.head_deadline = Some(Box::pin(tokio::time::sleep_until(deadline)))
+                        }
+                    }
+                }
+                let expired = self.head_armed
+                    && self
+                        .head_deadline
+                        .as_mut()
+                        .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
                 if expired {
-                    self.head_deadline = None;
+                    self.head_started = None;
+                    self.head_armed = false;
                     if let Some((_, timeouts)) = &self.head_limit {
                         timeouts.inc();
                     }
