@@ -233,6 +233,15 @@ impl Proxy {
         started: Instant,
         read_end: Arc<ReadEnd>,
     ) -> Outcome {
+        if read_end.take_ambiguous_length() {
+            // RFC 9112 6.3: likely request smuggling; refused, and the connection closed.
+            return Outcome::refused(
+                None,
+                ProxyError::BadRequest(
+                    "a request with both Content-Length and Transfer-Encoding".into(),
+                ),
+            );
+        }
         if let Err(error) = self.admit(&request) {
             return Outcome::refused(None, error);
         }

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::proxy::body::BoxError;
+use crate::proxy::head_scan::HeadScan;
 
 /// A timer that is armed while the other side makes no progress.
 #[derive(Debug)]
@@ -78,6 +79,10 @@ pub struct WriteStallGuard<IO> {
     /// whole), and reused, so a request costs no timer and no allocation.
     head_deadline: Option<Pin<Box<Sleep>>>,
     head_armed: bool,
+    /// The head being read, scanned for what hyper would hide (see [`HeadScan`]).
+    head_scan: HeadScan,
+    /// Which head that is: the connection's count of requests started when it began.
+    head_of: Option<usize>,
 }
 
 /// Tells when a client's side of its connection has ended (it half-closed, or closed): a
@@ -96,6 +101,8 @@ pub struct ReadEnd {
     /// is between requests, so the next bytes begin a request head.
     requests: std::sync::atomic::AtomicUsize,
     responses: std::sync::atomic::AtomicUsize,
+    /// The head just read carried both `Content-Length` and `Transfer-Encoding`.
+    ambiguous_length: AtomicBool,
 }
 
 /// How often a waiting request looks again when the client's socket holds unread bytes (a
@@ -114,6 +121,12 @@ impl ReadEnd {
     /// A request head was read on this connection.
     pub fn request_started(&self) {
         self.requests.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether the head of the request just started carried both `Content-Length` and
+    /// `Transfer-Encoding` (hyper drops the length before the handler sees the request).
+    pub fn take_ambiguous_length(&self) -> bool {
+        self.ambiguous_length.swap(false, Ordering::AcqRel)
     }
 
     /// A response on this connection was sent (or given up).
@@ -268,6 +281,8 @@ impl<IO> WriteStallGuard<IO> {
             head_started: None,
             head_deadline: None,
             head_armed: false,
+            head_scan: HeadScan::default(),
+            head_of: None,
         }
     }
 
@@ -316,19 +331,34 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         let between = self.read_end.between_requests();
-        if !between {
-            self.head_started = None;
-            self.head_armed = false;
-        }
+        // hyper may not read at all while a request is under way, so a new head is told by
+        // the count of requests started, not by a read in between.
+        let head = self.read_end.requests.load(Ordering::Acquire);
+        // Bytes of the head being read have come (an idle connection has none: its time is
+        // hyper's keep-alive timeout, not this one).
+        let in_head = between && self.head_of == Some(head);
         match polled {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
-                // The first bytes of a head: its clock starts.
-                if between && self.head_started.is_none() && self.head_limit.is_some() {
-                    self.head_started = Some(Instant::now());
+                if between {
+                    if !in_head {
+                        // The first bytes of a head: its clock starts, its scan too.
+                        self.head_of = Some(head);
+                        self.head_started = self.head_limit.is_some().then(Instant::now);
+                        self.head_armed = false;
+                        self.head_scan = HeadScan::default();
+                    }
+                    if !self.head_scan.done() {
+                        self.head_scan.feed(&buf.filled()[before..]);
+                        if self.head_scan.ambiguous_length() {
+                            self.read_end
+                                .ambiguous_length
+                                .store(true, Ordering::Release);
+                        }
+                    }
                 }
             }
             Poll::Ready(Ok(())) if buf.remaining() > 0 => self.read_end.mark(),
-            Poll::Pending => {
+            Poll::Pending if in_head => {
                 if let (Some(started), Some((limit, _)), false) =
                     (self.head_started, &self.head_limit, self.head_armed)
                 {
@@ -359,7 +389,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
                     )));
                 }
             }
-            Poll::Ready(_) => {}
+            Poll::Pending | Poll::Ready(_) => {}
         }
         polled
     }

@@ -5,6 +5,7 @@ pub mod attempts;
 pub mod body;
 pub mod forward;
 pub mod handler;
+pub mod head_scan;
 pub mod headers;
 pub mod idle;
 pub mod links;
