@@ -107,6 +107,8 @@ impl Write for LineWriter {
 
 struct Installed {
     shared: Arc<Shared>,
+    /// Lines are JSON (stdout is not a terminal).
+    json: bool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -142,6 +144,71 @@ pub fn flush() {
     }
 }
 
+/// Whether lines written with [`write_line`] reach the log: this module's writer is the one
+/// installed, writing JSON lines.
+pub fn json_lines() -> bool {
+    WRITER.get().is_some_and(|installed| installed.json)
+}
+
+thread_local! {
+    /// Each thread's buffer for a line being formatted, and the last second it stamped.
+    static FORMATTING: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+}
+
+/// Writes one line, formatted by `format` (ending in `\n`), as a `tracing` event's line
+/// would be: buffered, or dropped and counted when the buffer is full. Only when
+/// [`json_lines`].
+pub fn write_line(format: impl FnOnce(&mut Vec<u8>)) {
+    let Some(installed) = WRITER.get() else {
+        return;
+    };
+    FORMATTING.with(|line| {
+        let mut line = line.borrow_mut();
+        line.clear();
+        format(&mut line);
+        installed.shared.push(&line);
+    });
+}
+
+/// `now` as RFC 3339 in UTC with microseconds (`2026-12-02T13:33:10.123456Z`), as the
+/// `tracing` formatter stamps its lines; the date and time of day are formatted once a
+/// second per thread.
+pub fn write_timestamp(out: &mut Vec<u8>, now: std::time::SystemTime) {
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since.as_secs();
+    let (cached, mut text) = SECOND.with(std::cell::Cell::get);
+    if cached != seconds {
+        let at = time::OffsetDateTime::from(now);
+        let formatted = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        );
+        if let Some(bytes) = formatted.as_bytes().get(..19) {
+            text.copy_from_slice(bytes);
+            SECOND.with(|second| second.set((seconds, text)));
+        }
+    }
+    out.extend_from_slice(&text);
+    let micros = since.subsec_micros();
+    let mut digits = [b'0'; 8];
+    digits[0] = b'.';
+    let mut rest = micros;
+    for digit in digits[1..7].iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    digits[7] = b'Z';
+    out.extend_from_slice(&digits);
+}
+
 fn install(default_level: &str) {
     if WRITER.get().is_some() {
         return;
@@ -156,7 +223,8 @@ fn install(default_level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(make_writer);
-    let result = if std::io::stdout().is_terminal() {
+    let json = !std::io::stdout().is_terminal();
+    let result = if !json {
         builder.try_init()
     } else {
         builder
@@ -179,6 +247,7 @@ fn install(default_level: &str) {
         }
         let _ = WRITER.set(Installed {
             shared,
+            json,
             thread: Mutex::new(thread),
         });
     }
