@@ -1,6 +1,11 @@
 # Headroom: build with the Rust toolchain, run on a slim Debian with only CA certificates.
 # The image's config listens on 0.0.0.0; mount your own at /etc/headroom/headroom.toml.
 FROM rust:1.95-slim-bookworm AS build
+# jemalloc (the allocator) is built from C with make.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock clippy.toml ./
 COPY src ./src
