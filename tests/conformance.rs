@@ -508,14 +508,7 @@ async fn slow_heads_and_idle_connections_are_closed_on_their_own_clocks() {
     }
     assert!(cut, "the trickled head was never cut");
     assert!(supplier.heads().is_empty());
-    let metrics = support::client()
-        .get(format!("http://{}/metrics", gateway.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = support::metrics_text(gateway.admin).await;
     assert!(
         metrics.contains("headroom_header_timeouts_total 1"),
         "{metrics}"

@@ -369,14 +369,7 @@ async fn redis_stopped_mid_run_loses_nothing_and_the_replicas_rejoin() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(mode, "redis", "the replica rejoined the fleet");
-        let metrics = client()
-            .get(format!("http://{}/metrics", gateway.admin))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = support::metrics_text(gateway.admin).await;
         assert!(
             metrics.contains("headroom_store_fallbacks_total 1"),
             "{metrics}"

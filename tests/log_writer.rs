@@ -60,14 +60,7 @@ async fn a_blocked_stdout_drops_log_lines_and_never_holds_a_request() {
         total,
         "every request was answered"
     );
-    let metrics = http
-        .get(format!("http://127.0.0.1:{admin}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = support::metrics_text(format!("127.0.0.1:{admin}")).await;
     let dropped: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("headroom_log_dropped_total "))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use support::{client, server_config, upstream_config, Gateway, Upstream};
+use support::{server_config, upstream_config, Gateway, Upstream};
 
 /// One keep-alive request on `stream`; returns the response head and body.
 async fn exchange(stream: &mut TcpStream, path: &str) -> String {
@@ -42,14 +42,7 @@ async fn exchange(stream: &mut TcpStream, path: &str) -> String {
 }
 
 async fn connections_by_worker(gateway: &Gateway) -> Vec<(String, i64)> {
-    let text = client()
-        .get(format!("http://{}/metrics", gateway.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = support::metrics_text(gateway.admin).await;
     let mut found: Vec<(String, i64)> = text
         .lines()
         .filter_map(|l| l.strip_prefix("headroom_client_connections{worker=\""))

@@ -354,6 +354,18 @@ impl Gateway {
     }
 }
 
+/// The admin listener's `/metrics` text (`admin`: its address, `127.0.0.1:port`).
+pub async fn metrics_text(admin: impl std::fmt::Display) -> String {
+    client()
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// A supplier simulator on a free port: `limit` per 2 s window (0: no quota), `fail_rate`
 /// of 5xx, seeded dice.
 pub async fn simulator(
