@@ -38,12 +38,15 @@ struct Shared {
 
 impl Shared {
     fn push(&self, line: &[u8]) {
+        let mut pending = crate::lock(&self.pending);
+        // Read under the lock the writer checks before it exits: a line is either in the
+        // buffer it still writes, or written here.
         if self.stopped.load(Ordering::Acquire) {
             // After [`flush`] (process exit), lines go straight out.
+            drop(pending);
             let _ = std::io::stdout().lock().write_all(line);
             return;
         }
-        let mut pending = crate::lock(&self.pending);
         if pending.len().saturating_add(line.len()) > BUFFERED_BYTES {
             drop(pending);
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -109,8 +112,12 @@ struct Installed {
     shared: Arc<Shared>,
     /// Lines are JSON (stdout is not a terminal).
     json: bool,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Told when the writer thread has written everything and stopped.
+    finished: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
+
+/// The longest [`flush`] waits for stdout: a stdout nobody reads must not hold the exit.
+const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
 static WRITER: OnceLock<Installed> = OnceLock::new();
 
@@ -133,13 +140,17 @@ pub fn dropped_lines() -> u64 {
 }
 
 /// Writes out every buffered line and stops the writer thread (call before the process
-/// exits); later lines are written directly.
+/// exits), waiting at most [`FLUSH_WAIT`] for a stdout that does not take them; later lines
+/// are written directly.
 pub fn flush() {
     if let Some(installed) = WRITER.get() {
-        installed.shared.stopped.store(true, Ordering::Release);
+        {
+            let _pending = crate::lock(&installed.shared.pending);
+            installed.shared.stopped.store(true, Ordering::Release);
+        }
         installed.shared.wake.notify_one();
-        if let Some(thread) = crate::lock(&installed.thread).take() {
-            let _ = thread.join();
+        if let Some(finished) = crate::lock(&installed.finished).take() {
+            let _ = finished.recv_timeout(FLUSH_WAIT);
         }
     }
 }
@@ -237,9 +248,13 @@ fn install(default_level: &str) {
     // An already installed subscriber (tests, embedding) is fine: this writer is unused then.
     if result.is_ok() {
         let writer = Arc::clone(&shared);
+        let (finished_tx, finished) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("headroom-log".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                writer.run();
+                let _ = finished_tx.send(());
+            })
             .ok();
         if thread.is_none() {
             // No writer thread: every line is written directly.
@@ -248,7 +263,7 @@ fn install(default_level: &str) {
         let _ = WRITER.set(Installed {
             shared,
             json,
-            thread: Mutex::new(thread),
+            finished: Mutex::new(Some(finished)),
         });
     }
 }

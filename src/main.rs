@@ -140,7 +140,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// `dirty_decay_ms` (10 s) even when nothing else allocates: RSS comes back down after a
 /// burst, not only at the next request.
 fn return_memory() {
-    if let Err(err) = tikv_jemalloc_ctl::background_thread::write(true) {
-        eprintln!("headroom: cannot start the allocator's background thread: {err}");
-    }
+    // Where jemalloc has no background threads (not Linux), memory comes back at the next
+    // allocations instead; nothing to report.
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
 }

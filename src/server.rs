@@ -172,9 +172,9 @@ impl Gateway {
                 to: Some(tx),
                 load: load.clone(),
             });
-            let (serving, stop) = (serving.clone(), stop_rx.clone());
+            let serving = serving.clone();
             workers.push(crate::workers::spawn(index, move || {
-                serving.run_worker(rx, load, stop)
+                serving.run_worker(rx, load)
             })?);
         }
         let proxy = tokio::spawn(serving.run_acceptor(self.proxy_listener, hand_offs, stop_rx));
@@ -268,6 +268,9 @@ impl Serving {
         let graceful = GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {
+                // Once stopped, nothing more is accepted, even when a connection is waiting.
+                biased;
+                () = stopped(&mut stop) => break,
                 accepted = listener.accept() => match accepted {
                     Ok(conn) => conn,
                     Err(err) => {
@@ -276,7 +279,6 @@ impl Serving {
                         continue;
                     }
                 },
-                () = stopped(&mut stop) => break,
             };
             let least = workers
                 .iter()
@@ -289,15 +291,26 @@ impl Serving {
                 }
                 Some(to) => {
                     least.load.inc();
-                    let handed = stream
-                        .into_std()
-                        .map_err(
-                            |err| tracing::warn!(error = %err, "cannot hand a connection over"),
-                        )
-                        .ok()
-                        .and_then(|stream| to.send((stream, peer)).ok());
-                    if handed.is_none() {
+                    let stream = match stream.into_std() {
+                        Ok(stream) => stream,
+                        Err(err) => {
+                            least.load.dec();
+                            tracing::warn!(error = %err, "cannot hand a connection over");
+                            continue;
+                        }
+                    };
+                    if let Err(returned) = to.send((stream, peer)) {
+                        // That worker is gone (a bug): serve the connection here.
                         least.load.dec();
+                        let (stream, peer) = returned.0;
+                        tracing::error!("a worker is gone; serving its connection on worker 0");
+                        match TcpStream::from_std(stream) {
+                            Ok(stream) => {
+                                own.inc();
+                                self.serve(stream, peer, &graceful, &own);
+                            }
+                            Err(err) => tracing::warn!(error = %err, "cannot serve a connection"),
+                        }
                     }
                 }
             }
@@ -307,22 +320,16 @@ impl Serving {
         self.drain(graceful).await;
     }
 
-    /// Workers 1 and up: serve the connections worker 0 hands over until stopped, then drain.
+    /// Workers 1 and up: serve the connections worker 0 hands over, until it stops handing
+    /// (it drops its end once it stopped accepting, so every connection it accepted is
+    /// served), then drain.
     async fn run_worker(
         self,
         mut handed: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
         load: IntGauge,
-        mut stop: watch::Receiver<bool>,
     ) {
         let graceful = GracefulShutdown::new();
-        loop {
-            let (stream, peer) = tokio::select! {
-                next = handed.recv() => match next {
-                    Some(conn) => conn,
-                    None => break,
-                },
-                () = stopped(&mut stop) => break,
-            };
+        while let Some((stream, peer)) = handed.recv().await {
             // Counted in `load` by worker 0 when it handed the connection over.
             match TcpStream::from_std(stream) {
                 Ok(stream) => self.serve(stream, peer, &graceful, &load),

@@ -598,3 +598,45 @@ async fn a_half_closed_client_whose_request_must_wait_gets_499_and_nothing_is_se
     assert_eq!(held.await.expect("join").expect("held").status(), 200);
     assert_eq!(up.seen().len(), 1, "the queued request was never sent");
 }
+
+/// A request answered without its body being read (here: no route) closes its connection
+/// (RFC 9112 9.6): the unread body is never taken for the next request head (a body that
+/// looks like a smuggling head must not get the next request refused, nor the next head
+/// timed from it).
+#[tokio::test]
+async fn an_answer_before_the_body_was_read_closes_the_connection() {
+    let supplier = RawSupplier::start(OK).await;
+    let gateway = gateway_for(&supplier.url()).await;
+    let body = "Content-Length: 1\r\nTransfer-Encoding: x\r\n\r\n";
+    let request = format!(
+        "POST /nowhere HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{body}\
+         GET /s/next HTTP/1.1\r\nHost: a\r\n\r\n",
+        body.len()
+    );
+    let answer = raw_request(gateway.proxy, request.as_bytes()).await;
+    assert_refused(&answer, 404, "no_route");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer.lines().filter(|l| l.starts_with("HTTP/")).count(),
+        1,
+        "one answer, then closed: {answer:?}"
+    );
+    assert!(supplier.heads().is_empty());
+    // A body that was read (proxied) keeps the connection open.
+    let mut stream = tokio::net::TcpStream::connect(gateway.proxy)
+        .await
+        .expect("connect");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"POST /s/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.expect("read");
+    let first = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(first.starts_with("http/1.1 200"), "{first}");
+    assert!(!first.contains("connection: close"), "{first}");
+}

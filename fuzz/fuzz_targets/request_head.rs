@@ -1,8 +1,10 @@
 //! What Headroom does with a client's request head, on arbitrary bytes: the target's route
 //! and upstream URI, the hop-by-hop rules, `Via`, the request id, link rewriting of the
-//! answer. No input may panic.
+//! answer; the raw head scan for `Content-Length` with `Transfer-Encoding`, whole and in
+//! pieces (same verdict either way). No input may panic.
 #![no_main]
 
+use headroom::proxy::head_scan::HeadScan;
 use headroom::proxy::headers;
 use headroom::proxy::links;
 use headroom::proxy::target::TargetBase;
@@ -13,6 +15,15 @@ use libfuzzer_sys::fuzz_target;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
+    let mut whole = HeadScan::default();
+    let used = whole.feed(data);
+    assert!(used <= data.len());
+    let mut pieces = HeadScan::default();
+    for piece in data.chunks(7) {
+        pieces.feed(piece);
+    }
+    assert_eq!(whole.ambiguous_length(), pieces.ambiguous_length());
+    assert_eq!(whole.done(), pieces.done());
     let (first, mut request) = common::lines(data);
     let target = String::from_utf8_lossy(first);
     let (path, query) = match target.split_once('?') {

@@ -16,7 +16,7 @@ use crate::error::ProxyError;
 use crate::metrics::{Metrics, UpstreamHandles};
 use crate::proxy::access_log::AccessLog;
 use crate::proxy::attempts::{self, PendingBody, Plan};
-use crate::proxy::body::{BodyProgress, LimitedBody, ObservedBody};
+use crate::proxy::body::{BodyProgress, LimitedBody, ObservedBody, Progress};
 use crate::proxy::headers::{self, HEADROOM_ATTEMPTS, HEADROOM_QUEUE_MS, X_REQUEST_ID};
 use crate::proxy::idle::{Drain as ReadEndDrain, IdleBody, ReadEnd};
 use crate::proxy::links;
@@ -78,6 +78,8 @@ struct Outcome {
     attempts: u32,
     queue_wait: Duration,
     slot: Option<OwnedSemaphorePermit>,
+    /// The client's request body was read to its end.
+    body_read: bool,
 }
 
 impl Outcome {
@@ -88,6 +90,7 @@ impl Outcome {
             attempts: 0,
             queue_wait: Duration::ZERO,
             slot: None,
+            body_read: false,
         }
     }
 }
@@ -135,6 +138,10 @@ impl Proxy {
         let request_id = headers::request_id(request.headers());
         // `Connection: close` read byte-wise: a value with other odd bytes in it still closes.
         let close = headers::asks_to_close(request.headers());
+        // A body answered without being read to its end would be read (drained) by hyper
+        // after the response: the connection then closes instead, so that its next bytes are
+        // always a request head (the head checks and timers rely on it).
+        let has_body = !http_body::Body::is_end_stream(request.body());
         let method = request.method().clone();
         let uri = request.uri().clone();
 
@@ -213,7 +220,7 @@ impl Proxy {
             }
         };
         let headers = response.headers_mut();
-        if close {
+        if close || (has_body && !outcome.body_read) {
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         headers.insert(&X_REQUEST_ID, request_id);
@@ -264,6 +271,7 @@ impl Proxy {
         headers::prepare_upstream_request(&mut parts.headers, peer.ip(), request_id);
 
         let progress = Arc::new(BodyProgress::new(self.max_request_body, self.idle_timeout));
+        let body_progress = Arc::clone(&progress);
         // A client that stops sending its body mid-way is cut after `idle_timeout`: its
         // request holds a slot and a unit of quota while the body is read.
         let body = IdleBody::new(body, self.idle_timeout);
@@ -293,6 +301,7 @@ impl Proxy {
             attempts: attempted.attempts,
             queue_wait: attempted.queue_wait,
             slot: attempted.slot,
+            body_read: body_progress.get() == Progress::Complete,
         }
     }
 

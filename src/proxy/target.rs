@@ -71,6 +71,10 @@ impl TargetBase {
 /// client climb out of the base path.
 fn check_dot_segments(path: &str) -> Result<(), ProxyError> {
     for segment in path.split('/') {
+        // The usual segment: no escape, no backslash, not a dot segment; nothing to decode.
+        if !segment.contains(['%', '\\']) && segment != "." && segment != ".." {
+            continue;
+        }
         let decoded = percent_decode_str(segment).collect::<Vec<u8>>();
         let escapes = decoded
             .split(|b| *b == b'/' || *b == b'\\')
@@ -133,6 +137,8 @@ mod tests {
             "/./x",
             "/a/..%2f../x",
             "/a/..%5c..%5cx",
+            "/a\\..\\x",
+            "/a/..\\x",
         ] {
             assert!(base("http://h/b").uri(rest, None).is_err(), "{rest}");
         }
