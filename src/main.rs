@@ -112,6 +112,7 @@ async fn run_gateway(config: Option<PathBuf>) -> ExitCode {
         }
     };
     headroom::logging::init();
+    raise_descriptor_limit();
     report(
         headroom::server::run(config, headroom::shutdown::signal())
             .await
@@ -143,4 +144,14 @@ fn return_memory() {
     // Where jemalloc has no background threads (not Linux), memory comes back at the next
     // allocations instead; nothing to report.
     let _ = tikv_jemalloc_ctl::background_thread::write(true);
+}
+
+/// Raises the soft limit on open descriptors to the hard one (as Go's runtime and nginx's
+/// `worker_rlimit_nofile` do): each client connection holds one, and a default soft limit of
+/// 1024 (common in containers) would refuse connections long before memory runs out.
+fn raise_descriptor_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open descriptor limit (one per client connection)"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open descriptor limit"),
+    }
 }

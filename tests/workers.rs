@@ -136,3 +136,55 @@ async fn a_request_held_on_another_worker_finishes_during_the_drain() {
     drop(first);
     stopping.await.expect("join").expect("drained");
 }
+
+/// The real binary raises a low soft limit on open descriptors to the hard one: with a soft
+/// limit of 128, it still serves 300 connections held open at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_descriptor_limit_is_raised_to_the_hard_one() {
+    let up = Upstream::start().await;
+    let (port, admin) = (support::free_port(), support::free_port());
+    let config = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(
+        config.path(),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\n\
+             [[upstream]]\nname = \"s\"\nprefix = \"/s\"\nurl = \"{}\"\n",
+            up.url()
+        ),
+    )
+    .expect("write config");
+    let _child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 128 && exec "$0" --config "$1""#)
+        .arg(env!("CARGO_BIN_EXE_headroom"))
+        .arg(config.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn headroom");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut up_yet = false;
+    for _ in 0..500 {
+        if TcpStream::connect(addr).await.is_ok() {
+            up_yet = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(up_yet, "headroom listens");
+    let mut held = Vec::new();
+    for i in 0..300 {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            exchange(&mut stream, &format!("/s/{i}")),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("connection {i} was not served"));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        held.push(stream);
+    }
+    assert_eq!(held.len(), 300);
+}
