@@ -208,16 +208,21 @@ pub fn write_timestamp(out: &mut Vec<u8>, now: std::time::SystemTime) {
         }
     }
     out.extend_from_slice(&text);
-    let micros = since.subsec_micros();
-    let mut digits = [b'0'; 8];
-    digits[0] = b'.';
-    let mut rest = micros;
-    for digit in digits[1..7].iter_mut().rev() {
+    out.push(b'.');
+    write_padded(out, u64::from(since.subsec_micros()), 6);
+    out.push(b'Z');
+}
+
+/// The last `width` decimal digits of `value`, zero-padded (`write_padded(out, 42, 3)`
+/// writes `042`).
+pub fn write_padded(out: &mut Vec<u8>, value: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    let mut rest = value;
+    for digit in out[start..].iter_mut().rev() {
         *digit = b'0' + (rest % 10) as u8;
         rest /= 10;
     }
-    digits[7] = b'Z';
-    out.extend_from_slice(&digits);
 }
 
 fn install(default_level: &str) {
@@ -249,14 +254,13 @@ fn install(default_level: &str) {
     if result.is_ok() {
         let writer = Arc::clone(&shared);
         let (finished_tx, finished) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("headroom-log".into())
             .spawn(move || {
                 writer.run();
                 let _ = finished_tx.send(());
-            })
-            .ok();
-        if thread.is_none() {
+            });
+        if spawned.is_err() {
             // No writer thread: every line is written directly.
             shared.stopped.store(true, Ordering::Release);
         }

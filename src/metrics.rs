@@ -69,92 +69,71 @@ pub struct Metrics {
 }
 
 /// One upstream's per-request metric handles, resolved once (the label lookup hashes the
-/// label values and takes a lock; done per request it showed in profiles).
+/// label values and takes a lock; done per request it showed in profiles). Each series is
+/// created on first use, so it appears only once something was counted in it.
 #[derive(Debug)]
 pub struct UpstreamHandles {
-    /// `headroom_requests_total{upstream, status}` by status.
-    requests: ByStatus,
-    /// `headroom_upstream_requests_total{upstream, status}` by status.
-    attempts: ByStatus,
+    upstream: String,
+    metrics: Metrics,
+    /// `headroom_requests_total{upstream, status}`, statuses 100 to 599.
+    requests: Box<[OnceLock<IntCounter>]>,
+    /// `headroom_upstream_requests_total{upstream, status}`, statuses 100 to 599.
+    attempts: Box<[OnceLock<IntCounter>]>,
     /// `headroom_upstream_requests_total{upstream, status="error"}`.
     attempt_errors: OnceLock<IntCounter>,
     /// `headroom_request_duration_seconds{upstream}`.
-    request_duration: (HistogramVec, OnceLock<Histogram>),
+    request_duration: OnceLock<Histogram>,
     /// `headroom_queue_wait_seconds{upstream}`.
-    queue_wait: (HistogramVec, OnceLock<Histogram>),
+    queue_wait: OnceLock<Histogram>,
 }
 
 impl UpstreamHandles {
     /// Counts a response sent to a client: `headroom_requests_total{upstream, status}`.
     pub fn count_request(&self, status: u16) {
-        self.requests.inc(status);
+        self.by_status(&self.metrics.requests, &self.requests, status);
     }
 
     /// Counts an attempt: `headroom_upstream_requests_total{upstream, status}` (`None`: no
     /// response, `status="error"`).
     pub fn count_attempt(&self, status: Option<u16>) {
+        let vec = &self.metrics.upstream_requests;
         match status {
-            Some(status) => self.attempts.inc(status),
+            Some(status) => self.by_status(vec, &self.attempts, status),
             None => self
                 .attempt_errors
-                .get_or_init(|| {
-                    self.attempts
-                        .vec
-                        .with_label_values(&[&self.attempts.upstream, "error"])
-                })
+                .get_or_init(|| vec.with_label_values(&[&self.upstream, "error"]))
                 .inc(),
         }
     }
 
     /// Observes a request's whole duration: `headroom_request_duration_seconds{upstream}`.
     pub fn observe_duration(&self, seconds: f64) {
-        self.histogram(&self.request_duration).observe(seconds);
+        self.request_duration
+            .get_or_init(|| {
+                self.metrics
+                    .request_duration
+                    .with_label_values(&[&self.upstream])
+            })
+            .observe(seconds);
     }
 
     /// Observes an attempt's wait: `headroom_queue_wait_seconds{upstream}`.
     pub fn observe_queue_wait(&self, seconds: f64) {
-        self.histogram(&self.queue_wait).observe(seconds);
+        self.queue_wait
+            .get_or_init(|| self.metrics.queue_wait.with_label_values(&[&self.upstream]))
+            .observe(seconds);
     }
 
-    fn histogram<'a>(
-        &self,
-        (vec, handle): &'a (HistogramVec, OnceLock<Histogram>),
-    ) -> &'a Histogram {
-        handle.get_or_init(|| vec.with_label_values(&[&self.requests.upstream]))
-    }
-}
-
-/// Counters of one metric and upstream by HTTP status, each created on first use (a series
-/// appears only once a status was seen).
-#[derive(Debug)]
-struct ByStatus {
-    vec: IntCounterVec,
-    upstream: String,
-    /// Statuses 100 to 599 (others, never seen in practice, are looked up each time).
-    counters: Box<[OnceLock<IntCounter>]>,
-}
-
-impl ByStatus {
-    fn new(vec: &IntCounterVec, upstream: &str) -> Self {
-        Self {
-            vec: vec.clone(),
-            upstream: upstream.to_owned(),
-            counters: (100..600).map(|_| OnceLock::new()).collect(),
-        }
-    }
-
-    fn lookup(&self, status: u16) -> IntCounter {
-        self.vec
-            .with_label_values(&[&self.upstream, &status.to_string()])
-    }
-
-    fn inc(&self, status: u16) {
+    /// Counts `status` in `vec`, through its handle in `counters` (statuses outside 100 to
+    /// 599, never seen in practice, are looked up each time).
+    fn by_status(&self, vec: &IntCounterVec, counters: &[OnceLock<IntCounter>], status: u16) {
+        let lookup = || vec.with_label_values(&[&self.upstream, &status.to_string()]);
         match usize::from(status)
             .checked_sub(100)
-            .and_then(|i| self.counters.get(i))
+            .and_then(|i| counters.get(i))
         {
-            Some(slot) => slot.get_or_init(|| self.lookup(status)).inc(),
-            None => self.lookup(status).inc(),
+            Some(slot) => slot.get_or_init(lookup).inc(),
+            None => lookup().inc(),
         }
     }
 }
@@ -168,12 +147,15 @@ impl Metrics {
     /// The per-request handles of `upstream` ([`NO_UPSTREAM`] for unrouted requests).
     #[must_use]
     pub fn handles(&self, upstream: &str) -> UpstreamHandles {
+        let by_status = || (100..600).map(|_| OnceLock::new()).collect();
         UpstreamHandles {
-            requests: ByStatus::new(&self.requests, upstream),
-            attempts: ByStatus::new(&self.upstream_requests, upstream),
+            upstream: upstream.to_owned(),
+            metrics: self.clone(),
+            requests: by_status(),
+            attempts: by_status(),
             attempt_errors: OnceLock::new(),
-            request_duration: (self.request_duration.clone(), OnceLock::new()),
-            queue_wait: (self.queue_wait.clone(), OnceLock::new()),
+            request_duration: OnceLock::new(),
+            queue_wait: OnceLock::new(),
         }
     }
 

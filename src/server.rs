@@ -165,9 +165,13 @@ impl Gateway {
         let connections = serving.proxy.metrics().client_connections.clone();
         let mut hand_offs = Vec::with_capacity(self.workers);
         let mut workers = Vec::with_capacity(self.workers);
-        for index in 1..self.workers {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for index in 0..self.workers.max(1) {
             let load = connections.with_label_values(&[&index.to_string()]);
+            if index == 0 {
+                hand_offs.push(HandOff { to: None, load });
+                continue;
+            }
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             hand_offs.push(HandOff {
                 to: Some(tx),
                 load: load.clone(),
@@ -219,10 +223,39 @@ struct Serving {
     drain_timeout: Duration,
 }
 
-/// The way to another worker, and how many connections it holds.
+/// Hands `stream` to another worker through `to`, counted in its `load`. Gives the stream
+/// back when that worker is gone (a bug), for worker 0 to serve.
+fn hand_over(
+    to: &HandOffSender,
+    load: &IntGauge,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<TcpStream> {
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot hand a connection over");
+            return None;
+        }
+    };
+    load.inc();
+    let Err(returned) = to.send((stream, peer)) else {
+        return None;
+    };
+    load.dec();
+    tracing::error!("a worker is gone; serving its connection on worker 0");
+    TcpStream::from_std(returned.0 .0)
+        .map_err(|err| tracing::warn!(error = %err, "cannot serve a connection"))
+        .ok()
+}
+
+/// Where worker 0 sends a connection for another worker, with the client's address.
+type HandOffSender = tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>;
+
+/// The way to a worker, and how many connections it holds.
 struct HandOff {
     /// `None` for worker 0 itself.
-    to: Option<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
+    to: Option<HandOffSender>,
     load: IntGauge,
 }
 
@@ -246,25 +279,15 @@ fn connection_builder(max_header_bytes: usize, timeouts: &ConnectionTimeouts) ->
 
 impl Serving {
     /// Worker 0: accepts until stopped, serving each connection itself or handing it to the
-    /// worker with the fewest open connections; then drains its own connections.
+    /// worker with the fewest open connections (`workers[0]` is worker 0 itself); then
+    /// drains its own connections.
     async fn run_acceptor(
         self,
         listener: TcpListener,
-        mut workers: Vec<HandOff>,
+        workers: Vec<HandOff>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let own = self
-            .proxy
-            .metrics()
-            .client_connections
-            .with_label_values(&["0"]);
-        workers.insert(
-            0,
-            HandOff {
-                to: None,
-                load: own.clone(),
-            },
-        );
+        let own = workers[0].load.clone();
         let graceful = GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {
@@ -284,35 +307,13 @@ impl Serving {
                 .iter()
                 .min_by_key(|worker| worker.load.get())
                 .unwrap_or(&workers[0]);
-            match &least.to {
-                None => {
-                    own.inc();
-                    self.serve(stream, peer, &graceful, &own);
-                }
-                Some(to) => {
-                    least.load.inc();
-                    let stream = match stream.into_std() {
-                        Ok(stream) => stream,
-                        Err(err) => {
-                            least.load.dec();
-                            tracing::warn!(error = %err, "cannot hand a connection over");
-                            continue;
-                        }
-                    };
-                    if let Err(returned) = to.send((stream, peer)) {
-                        // That worker is gone (a bug): serve the connection here.
-                        least.load.dec();
-                        let (stream, peer) = returned.0;
-                        tracing::error!("a worker is gone; serving its connection on worker 0");
-                        match TcpStream::from_std(stream) {
-                            Ok(stream) => {
-                                own.inc();
-                                self.serve(stream, peer, &graceful, &own);
-                            }
-                            Err(err) => tracing::warn!(error = %err, "cannot serve a connection"),
-                        }
-                    }
-                }
+            let kept = match &least.to {
+                None => Some(stream),
+                Some(to) => hand_over(to, &least.load, stream, peer),
+            };
+            if let Some(stream) = kept {
+                own.inc();
+                self.serve(stream, peer, &graceful, &own);
             }
         }
         drop(listener);

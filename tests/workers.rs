@@ -85,13 +85,12 @@ async fn connections_are_spread_over_the_workers_and_each_is_served() {
     assert_eq!(up.seen().len(), 4 + 12);
     // Closed connections are taken off their worker's count.
     drop(streams);
-    for _ in 0..200 {
-        if connections_by_worker(&gateway).await == [("0".to_owned(), 0), ("1".to_owned(), 0)] {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!(
+    let zero = [("0".to_owned(), 0), ("1".to_owned(), 0)];
+    assert!(
+        support::eventually(200, || async {
+            connections_by_worker(&gateway).await == zero
+        })
+        .await,
         "connections still counted after closing: {:?}",
         connections_by_worker(&gateway).await
     );
@@ -121,15 +120,8 @@ async fn a_request_held_on_another_worker_finishes_during_the_drain() {
 
     let stopping = tokio::spawn(gateway.stop());
     // New connections are refused once the gateway stops accepting.
-    let mut refused = false;
-    for _ in 0..200 {
-        if TcpStream::connect(proxy).await.is_err() {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(refused, "new connections are refused while draining");
+    let refused = support::eventually(200, || async { TcpStream::connect(proxy).await.is_err() });
+    assert!(refused.await, "new connections are refused while draining");
     up.release();
     let answer = held.await.expect("held request");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -143,37 +135,17 @@ async fn a_request_held_on_another_worker_finishes_during_the_drain() {
 async fn a_low_descriptor_limit_is_raised_to_the_hard_one() {
     let up = Upstream::start().await;
     let (port, admin) = (support::free_port(), support::free_port());
-    let config = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(
-        config.path(),
-        format!(
+    let (_child, _config) = support::spawn_headroom_after(
+        &format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\n\
              [[upstream]]\nname = \"s\"\nprefix = \"/s\"\nurl = \"{}\"\n",
             up.url()
         ),
-    )
-    .expect("write config");
-    let _child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -Sn 128 && exec "$0" --config "$1""#)
-        .arg(env!("CARGO_BIN_EXE_headroom"))
-        .arg(config.path())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn headroom");
+        "ulimit -Sn 128 &&",
+    );
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let mut up_yet = false;
-    for _ in 0..500 {
-        if TcpStream::connect(addr).await.is_ok() {
-            up_yet = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(up_yet, "headroom listens");
+    let listening = support::eventually(500, || async { TcpStream::connect(addr).await.is_ok() });
+    assert!(listening.await, "headroom listens");
     let mut held = Vec::new();
     for i in 0..300 {
         let mut stream = TcpStream::connect(addr).await.expect("connect");

@@ -23,35 +23,25 @@ use tokio::time::{Instant, Sleep};
 use crate::proxy::body::BoxError;
 use crate::proxy::head_scan::HeadScan;
 
-/// A timer that is armed while the other side makes no progress.
-#[derive(Debug)]
-struct Stall {
-    limit: Duration,
-    /// Made the first time the other side stalls (most bodies never do): no timer and no
-    /// allocation per request on the fast path.
+/// A deadline armed only when needed and disarmed when no longer: its timer is made the
+/// first time it is armed (most requests never need it: no timer and no allocation on the
+/// fast path) and reused after.
+#[derive(Debug, Default)]
+struct Deadline {
     sleep: Option<Pin<Box<Sleep>>>,
     armed: bool,
 }
 
-impl Stall {
-    fn new(limit: Duration) -> Self {
-        Self {
-            limit,
-            sleep: None,
-            armed: false,
-        }
-    }
-
-    /// Progress was made: disarm.
-    fn progress(&mut self) {
+impl Deadline {
+    fn disarm(&mut self) {
         self.armed = false;
     }
 
-    /// No progress: arm (the first time) and tell whether the limit has passed.
-    fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Arms at `at()` unless armed already, and tells whether the deadline has passed.
+    fn passed(&mut self, cx: &mut Context<'_>, at: impl FnOnce() -> Instant) -> bool {
         if !self.armed {
             self.armed = true;
-            let deadline = Instant::now() + self.limit;
+            let deadline = at();
             match &mut self.sleep {
                 Some(sleep) => sleep.as_mut().reset(deadline),
                 None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
@@ -60,6 +50,33 @@ impl Stall {
         self.sleep
             .as_mut()
             .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+    }
+}
+
+/// A timer that is armed while the other side makes no progress.
+#[derive(Debug)]
+struct Stall {
+    limit: Duration,
+    deadline: Deadline,
+}
+
+impl Stall {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            deadline: Deadline::default(),
+        }
+    }
+
+    /// Progress was made: disarm.
+    fn progress(&mut self) {
+        self.deadline.disarm();
+    }
+
+    /// No progress: arm (the first time) and tell whether the limit has passed.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        let limit = self.limit;
+        self.deadline.passed(cx, || Instant::now() + limit)
     }
 }
 
@@ -76,9 +93,8 @@ pub struct WriteStallGuard<IO> {
     /// When the first bytes of the head being read came, if any.
     head_started: Option<Instant>,
     /// The timer of that head: armed only once a head needs a second read (most arrive
-    /// whole), and reused, so a request costs no timer and no allocation.
-    head_deadline: Option<Pin<Box<Sleep>>>,
-    head_armed: bool,
+    /// whole).
+    head_deadline: Deadline,
     /// The head being read, scanned for what hyper would hide (see [`HeadScan`]).
     head_scan: HeadScan,
     /// Which head that is: the connection's count of requests started when it began.
@@ -197,6 +213,21 @@ impl SharedStream {
     pub fn new(stream: tokio::net::TcpStream) -> Self {
         Self(Arc::new(stream))
     }
+
+    /// Writes with `write` once the socket is writable (again, when readiness was stale).
+    fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        mut write: impl FnMut(&tokio::net::TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match write(&self.0) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
 }
 
 impl AsyncRead for SharedStream {
@@ -223,23 +254,6 @@ impl AsyncRead for SharedStream {
                 // Readiness was stale (tokio cleared it): wait for the next.
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
-    }
-}
-
-impl SharedStream {
-    /// Writes with `write` once the socket is writable (again, when readiness was stale).
-    fn poll_write_with(
-        &self,
-        cx: &mut Context<'_>,
-        mut write: impl FnMut(&tokio::net::TcpStream) -> io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            std::task::ready!(self.0.poll_write_ready(cx))?;
-            match write(&self.0) {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                written => return Poll::Ready(written),
             }
         }
     }
@@ -284,8 +298,7 @@ impl<IO> WriteStallGuard<IO> {
             read_end,
             head_limit: None,
             head_started: None,
-            head_deadline: None,
-            head_armed: false,
+            head_deadline: Deadline::default(),
             head_scan: HeadScan::default(),
             head_of: None,
         }
@@ -349,7 +362,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
                         // The first bytes of a head: its clock starts, its scan too.
                         self.head_of = Some(head);
                         self.head_started = self.head_limit.is_some().then(Instant::now);
-                        self.head_armed = false;
+                        self.head_deadline.disarm();
                         self.head_scan = HeadScan::default();
                     }
                     if !self.head_scan.done() {
@@ -364,27 +377,15 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
             }
             Poll::Ready(Ok(())) if buf.remaining() > 0 => self.read_end.mark(),
             Poll::Pending if in_head => {
-                if let (Some(started), Some((limit, _)), false) =
-                    (self.head_started, &self.head_limit, self.head_armed)
-                {
-                    // The head did not come whole: time the rest of it.
-                    let deadline = started + *limit;
-                    self.head_armed = true;
-                    match &mut self.head_deadline {
-                        Some(sleep) => sleep.as_mut().reset(deadline),
-                        None => {
-                            self.head_deadline = Some(Box::pin(tokio::time::sleep_until(deadline)))
-                        }
-                    }
-                }
-                let expired = self.head_armed
-                    && self
-                        .head_deadline
-                        .as_mut()
-                        .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                // The head did not come whole: time the rest of it from its first byte.
+                let deadline = self
+                    .head_started
+                    .zip(self.head_limit.as_ref().map(|(limit, _)| *limit))
+                    .map(|(started, limit)| started + limit);
+                let expired = deadline.is_some_and(|at| self.head_deadline.passed(cx, || at));
                 if expired {
                     self.head_started = None;
-                    self.head_armed = false;
+                    self.head_deadline.disarm();
                     if let Some((_, timeouts)) = &self.head_limit {
                         timeouts.inc();
                     }

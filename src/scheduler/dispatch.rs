@@ -383,23 +383,19 @@ impl Shared {
         status: StatusCode,
         observation: Option<&QuotaObservation>,
     ) -> (Option<Instant>, TrackerKey) {
-        let mut state = self.lock();
-        let (pause, target) = state
-            .quota
-            .observe_at(key, route, sent_at, now, status, observation);
-        tracing::trace!(
-            status = status.as_u16(),
-            observed_remaining = observation.and_then(|o| o.remaining),
-            observed_reset_ms = observation
-                .and_then(|o| o.reset_after)
-                .map(|d| d.as_millis() as u64),
-            quota = ?state.quota.snapshot(now),
-            "observed"
-        );
-        let waiting = state.waiting > 0;
-        drop(state);
-        self.wake_if(waiting);
-        (pause, target)
+        self.change_quota(|quota| {
+            let observed = quota.observe_at(key, route, sent_at, now, status, observation);
+            tracing::trace!(
+                status = status.as_u16(),
+                observed_remaining = observation.and_then(|o| o.remaining),
+                observed_reset_ms = observation
+                    .and_then(|o| o.reset_after)
+                    .map(|d| d.as_millis() as u64),
+                quota = ?quota.snapshot(now),
+                "observed"
+            );
+            observed
+        })
     }
 
     /// The fleet's store, while Redis answers.
@@ -412,32 +408,27 @@ impl Shared {
 
     /// Settles a reservation whose request never reached the supplier.
     pub(crate) fn release(&self, key: &TrackerKey) {
-        let waiting = {
-            let mut state = self.lock();
-            state.quota.release(key);
-            state.waiting > 0
-        };
-        self.wake_if(waiting);
+        self.change_quota(|quota| quota.release(key));
     }
 
     /// Settles a reservation whose request reached the supplier but got no answer.
     pub(crate) fn spend(&self, key: &TrackerKey, sent_at: Instant) {
-        let waiting = {
-            let mut state = self.lock();
-            state.quota.spend(key, sent_at);
-            state.waiting > 0
-        };
-        self.wake_if(waiting);
+        self.change_quota(|quota| quota.spend(key, sent_at));
     }
 
-    /// Wakes the dispatcher after a change to the quota, when somebody waits for it. With
-    /// nobody waiting there is nothing to do: the next request that queues wakes it itself
-    /// (`notify_one` keeps that wake-up for a dispatcher not yet listening). Skipping it
-    /// spares each response a wake-up of the dispatcher's thread.
-    fn wake_if(&self, waiting: bool) {
+    /// Applies `change` to the quota, then wakes the dispatcher when somebody waits for it.
+    /// With nobody waiting there is nothing to do: the next request that queues wakes it
+    /// itself (`notify_one` keeps that wake-up for a dispatcher not yet listening). Skipping
+    /// it spares each response a wake-up of the dispatcher's thread.
+    fn change_quota<R>(&self, change: impl FnOnce(&mut QuotaState) -> R) -> R {
+        let (changed, waiting) = {
+            let mut state = self.lock();
+            (change(&mut state.quota), state.waiting > 0)
+        };
         if waiting {
             self.wake.notify_one();
         }
+        changed
     }
 
     /// How long a request arriving now would likely wait: the pause, plus the queue ahead of

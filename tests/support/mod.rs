@@ -354,6 +354,22 @@ impl Gateway {
     }
 }
 
+/// Whether `check` comes true within `tries` looks, 10 ms apart (for what another process or
+/// thread does on its own time).
+pub async fn eventually<F, Fut>(tries: usize, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..tries {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
 /// The admin listener's `/metrics` text (`admin`: its address, `127.0.0.1:port`).
 pub async fn metrics_text(admin: impl std::fmt::Display) -> String {
     client()
@@ -496,12 +512,38 @@ pub fn free_port() -> u16 {
 /// The real binary on `config` (a temporary file, returned to keep it alive), with
 /// `RUST_LOG=info`, stdout piped, stderr dropped, killed when the child is dropped.
 pub fn spawn_headroom(config: &str) -> (tokio::process::Child, tempfile::NamedTempFile) {
+    spawn_with_config(config, |path| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_headroom"));
+        command.arg("--config").arg(path);
+        command
+    })
+}
+
+/// [`spawn_headroom`] from a shell that first runs `setup` (e.g. `ulimit -Sn 128 &&`), then
+/// becomes Headroom (same process).
+pub fn spawn_headroom_after(
+    config: &str,
+    setup: &str,
+) -> (tokio::process::Child, tempfile::NamedTempFile) {
+    spawn_with_config(config, |path| {
+        let mut command = tokio::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!(r#"{setup} exec "$0" --config "$1""#))
+            .arg(env!("CARGO_BIN_EXE_headroom"))
+            .arg(path);
+        command
+    })
+}
+
+fn spawn_with_config(
+    config: &str,
+    command: impl FnOnce(&std::path::Path) -> tokio::process::Command,
+) -> (tokio::process::Child, tempfile::NamedTempFile) {
     use std::io::Write;
     let mut file = tempfile::NamedTempFile::new().expect("temp file");
     file.write_all(config.as_bytes()).expect("write config");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .arg("--config")
-        .arg(file.path())
+    let child = command(file.path())
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
