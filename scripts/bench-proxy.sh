@@ -7,7 +7,8 @@
 # 1 GiB upload through Headroom with its peak RSS (VmHWM). Only 127.0.0.1 is used; every run
 # is bounded by DURATION. Then memory: MEMORY_CONNECTIONS (10,000) requests waiting in one
 # upstream's queue, each on its own connection, and as many idle keep-alive connections: RSS
-# held per connection and RSS once they are gone (each in a fresh Headroom).
+# held per connection (1 s after the last was opened, and settled while still held) and RSS
+# once they are gone (each in a fresh Headroom).
 #
 #   scripts/bench-proxy.sh            # DURATION=10s CONNECTIONS=32 [BASELINE_BIN=...]
 set -euo pipefail
@@ -253,15 +254,16 @@ PY
     echo "| download via Headroom | $ptime | $psize | $((RSS_DL / 1024)) MiB (at start $((RSS_START / 1024)) MiB) |"
     echo "| upload via Headroom | ${PROXY_UL##* } | $(python3 -c "import json,sys; print(json.loads(sys.argv[1].rsplit(' ',1)[0])['bytes'])" "$PROXY_UL") | $((RSS_UL / 1024)) MiB |"
     echo
-    echo "| memory ($MEMORY_CONNECTIONS connections) | RSS at start | RSS held | per connection | RSS once gone |"
-    echo "| --- | ---: | ---: | ---: | ---: |"
+    echo "| memory ($MEMORY_CONNECTIONS connections) | RSS at start | RSS held (after 1 s) | per connection | RSS held (settled) | per connection | RSS once gone |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     for row in "queued requests:$MEM_QUEUED" "idle keep-alive connections:$MEM_IDLE"; do
         python3 - "${row%%:*}" "${row#*:}" <<'PY'
 import json, sys
 m = json.loads(sys.argv[2])
 mib = lambda kib: f"{kib / 1024:.1f} MiB"
 print(f"| {sys.argv[1]} | {mib(m['rss_start_kib'])} | {mib(m['rss_held_kib'])} | "
-      f"{m['per_connection_kib']:.1f} KiB | {mib(m['rss_after_kib'])} |")
+      f"{m['per_connection_kib']:.1f} KiB | {mib(m['rss_settled_kib'])} | "
+      f"{m['per_connection_settled_kib']:.1f} KiB | {mib(m['rss_after_kib'])} |")
 PY
     done
 } | tee "$OUT"

@@ -6,9 +6,11 @@
 `queued`: N connections each send one request that must wait (the upstream behind the proxy
 holds its one concurrency slot), the RSS is read once N-1 wait, then every client leaves
 and the RSS is read again once the queue is empty. `idle`: N keep-alive connections each
-get one answer and stay open; RSS with them open, then after they close. Prints one JSON
-object: rss_start_kib, rss_held_kib, rss_after_kib, per_connection_kib. Loopback only,
-bounded in count and time.
+get one answer and stay open; RSS with them open, then after they close. The RSS held is
+read 1 s after the last connection was opened, and again as the lowest within the next 12 s
+while they are still held (settled). Prints one JSON object: rss_start_kib, rss_held_kib,
+rss_settled_kib, rss_after_kib, per_connection_kib, per_connection_settled_kib. Loopback
+only, bounded in count and time.
 """
 
 import argparse
@@ -57,6 +59,16 @@ async def read_head(reader):
         raise RuntimeError(head[:80])
 
 
+async def lowest_for(pid, seconds):
+    """The lowest RSS seen within `seconds`."""
+    deadline = time.monotonic() + seconds
+    lowest = rss_kib(pid)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        lowest = min(lowest, rss_kib(pid))
+    return lowest
+
+
 async def settle(pid, start, seconds):
     """The lowest RSS within `seconds` (freed memory is given back with a delay), sooner once
     it is back within 10% of `start`."""
@@ -89,6 +101,9 @@ async def main():
             await asyncio.sleep(0.2)
     await asyncio.sleep(1.0)
     held = rss_kib(args.pid)
+    # Then the RSS they settle to while still held: memory a connection gives back when it
+    # goes idle reaches the system after the allocator's decay time (about 10 s).
+    settled = await lowest_for(args.pid, 12.0)
     for _, writer in streams:
         writer.close()
     streams.clear()
@@ -101,8 +116,10 @@ async def main():
         {
             "rss_start_kib": start,
             "rss_held_kib": held,
+            "rss_settled_kib": settled,
             "rss_after_kib": after,
             "per_connection_kib": round((held - start) / args.count, 2),
+            "per_connection_settled_kib": round((settled - start) / args.count, 2),
         },
         sys.stdout,
     )

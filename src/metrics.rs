@@ -63,6 +63,9 @@ pub struct Metrics {
     /// `headroom_client_connections{worker}`: client connections open on each worker thread
     /// (`server.workers`); new connections go to the worker with the fewest.
     pub client_connections: IntGaugeVec,
+    /// `headroom_client_connections_idle`: client connections idle between requests and
+    /// parked, holding no buffers (nginx's "waiting").
+    pub idle_client_connections: IntGauge,
     /// `headroom_log_dropped_total`: log lines dropped because stdout could not keep up
     /// (a request never waits for the log).
     pub log_dropped: IntCounter,
@@ -309,6 +312,14 @@ impl Metrics {
                         "Client connections open on each worker thread.",
                     ),
                     &["worker"],
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
+            idle_client_connections: {
+                let metric = IntGauge::new(
+                    "headroom_client_connections_idle",
+                    "Client connections idle between requests, parked without buffers.",
                 )?;
                 registry.register(Box::new(metric.clone()))?;
                 metric

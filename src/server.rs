@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use prometheus::IntGauge;
 
+use crate::proxy::connection::{self, ProxyService};
 use crate::proxy::idle::{ReadEnd, SharedStream, WriteStallGuard};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -156,11 +155,13 @@ impl Gateway {
         // Worker 0 accepts and hands each connection to the least busy worker (by open
         // connections): a shared listening socket lets whichever thread wakes first take
         // every connection of a burst, and one core then serves them all.
+        let parked = self.proxy.metrics().idle_client_connections.clone();
         let serving = Serving {
             proxy: self.proxy,
-            http: connection_builder(self.max_header_bytes, &self.timeouts),
+            http: connection_builder(self.max_header_bytes),
             timeouts: self.timeouts,
             drain_timeout: self.drain_timeout,
+            parked,
         };
         let connections = serving.proxy.metrics().client_connections.clone();
         let mut hand_offs = Vec::with_capacity(self.workers);
@@ -221,6 +222,8 @@ struct Serving {
     http: http1::Builder,
     timeouts: ConnectionTimeouts,
     drain_timeout: Duration,
+    /// `headroom_client_connections_idle`.
+    parked: IntGauge,
 }
 
 /// Hands `stream` to another worker through `to`, counted in its `load`. Gives the stream
@@ -259,13 +262,13 @@ struct HandOff {
     load: IntGauge,
 }
 
-fn connection_builder(max_header_bytes: usize, timeouts: &ConnectionTimeouts) -> http1::Builder {
+fn connection_builder(max_header_bytes: usize) -> http1::Builder {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        // hyper's timer runs from the end of a response to the end of the next head: the
-        // idle keep-alive time. The head itself is timed from its first byte by the
+        // Not hyper's header timer: the keep-alive time is timed while a connection is
+        // parked between requests (`proxy::connection`), a head from its first byte by the
         // connection's guard (`server.header_read_timeout`).
-        .header_read_timeout(timeouts.keepalive)
+        .header_read_timeout(None)
         .keep_alive(true)
         // A client that half-closes after its request (scripts, netcat, some HTTP/1.0
         // clients) still gets its answer (RFC 9112 9.6); the connection closes after it.
@@ -288,7 +291,7 @@ impl Serving {
         mut stop: watch::Receiver<bool>,
     ) {
         let own = workers[0].load.clone();
-        let graceful = GracefulShutdown::new();
+        let (closing, _) = watch::channel(false);
         loop {
             let (stream, peer) = tokio::select! {
                 // Once stopped, nothing more is accepted, even when a connection is waiting.
@@ -313,12 +316,12 @@ impl Serving {
             };
             if let Some(stream) = kept {
                 own.inc();
-                self.serve(stream, peer, &graceful, &own);
+                self.serve(stream, peer, &closing, &own);
             }
         }
         drop(listener);
         drop(workers);
-        self.drain(graceful).await;
+        self.drain(closing).await;
     }
 
     /// Workers 1 and up: serve the connections worker 0 hands over, until it stops handing
@@ -329,18 +332,18 @@ impl Serving {
         mut handed: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
         load: IntGauge,
     ) {
-        let graceful = GracefulShutdown::new();
+        let (closing, _) = watch::channel(false);
         while let Some((stream, peer)) = handed.recv().await {
             // Counted in `load` by worker 0 when it handed the connection over.
             match TcpStream::from_std(stream) {
-                Ok(stream) => self.serve(stream, peer, &graceful, &load),
+                Ok(stream) => self.serve(stream, peer, &closing, &load),
                 Err(err) => {
                     load.dec();
                     tracing::warn!(error = %err, "cannot take a handed-over connection");
                 }
             }
         }
-        self.drain(graceful).await;
+        self.drain(closing).await;
     }
 
     /// Serves one client connection on this worker; it was counted in `load` when it was
@@ -349,39 +352,28 @@ impl Serving {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        graceful: &GracefulShutdown,
+        closing: &watch::Sender<bool>,
         load: &IntGauge,
     ) {
         let _ = stream.set_nodelay(true);
-        let proxy = Arc::clone(&self.proxy);
         let timeouts = &self.timeouts;
         let stream = SharedStream::new(stream);
         let read_end = Arc::new(ReadEnd::watching(&stream));
-        let stream = WriteStallGuard::new(stream, timeouts.idle, Arc::clone(&read_end))
+        let service = ProxyService::new(Arc::clone(&self.proxy), peer, Arc::clone(&read_end));
+        let io = WriteStallGuard::new(stream, timeouts.idle, read_end)
             .with_header_read_timeout(timeouts.header_read, timeouts.header_timeouts.clone());
-        // Each request's future is boxed: hyper keeps its slot for a request's future for the
-        // connection's whole life, so an unboxed one (several KiB) would stay allocated on
-        // every idle keep-alive connection.
-        let service = service_fn(move |request| {
-            let proxy = Arc::clone(&proxy);
-            let read_end = Arc::clone(&read_end);
-            Box::pin(async move {
-                Ok::<_, std::convert::Infallible>(proxy.handle(peer, request, read_end).await)
-            })
-        });
-        let connection = graceful.watch(self.http.serve_connection(TokioIo::new(stream), service));
-        let load = load.clone();
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, %peer, "client connection ended with an error");
-            }
-            load.dec();
-        });
+        let settings = connection::Settings {
+            http: self.http.clone(),
+            keepalive: timeouts.keepalive,
+            closing: closing.subscribe(),
+            parked: self.parked.clone(),
+        };
+        tokio::spawn(connection::serve(settings, io, service, load.clone()));
     }
 
     /// After the listener closed: waiting requests are answered before the drain ends, and
     /// this worker's connections get at most `drain_timeout` to finish.
-    async fn drain(&self, graceful: GracefulShutdown) {
+    async fn drain(&self, closing: watch::Sender<bool>) {
         let drain_timeout = self.drain_timeout;
         self.proxy
             .drain()
@@ -392,7 +384,10 @@ impl Serving {
             "stopped accepting; draining in-flight requests"
         );
         tokio::select! {
-            () = graceful.shutdown() => tracing::debug!("all client connections closed"),
+            () = async {
+                closing.send_replace(true);
+                closing.closed().await;
+            } => tracing::debug!("all client connections closed"),
             () = tokio::time::sleep(drain_timeout) => {
                 tracing::warn!(?drain_timeout, "drain timeout reached; closing the remaining connections");
             }

@@ -570,6 +570,98 @@ async fn slow_heads_and_idle_connections_are_closed_on_their_own_clocks() {
     );
 }
 
+/// Reads one response to a request for `OK` (head, then its 2-byte body), lowercased.
+async fn read_ok(stream: &mut TcpStream) -> String {
+    let head = read_head(stream).await.expect("a response head");
+    let mut body = [0u8; 2];
+    stream.read_exact(&mut body).await.expect("its body");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    head
+}
+
+/// The value of an unlabelled gauge or counter in the gateway's metrics.
+async fn metric(gateway: &Gateway, name: &str) -> String {
+    let text = support::metrics_text(gateway.admin).await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// RFC 9112 section 9.3 (persistence): a keep-alive connection left idle is taken back from
+/// hyper and parked without buffers (`headroom_client_connections_idle`), serves its next
+/// request as before, closes `server.keepalive_timeout` after its last response (the time it
+/// sat in hyper before it was parked counts), and closes at once when the gateway drains.
+#[tokio::test(start_paused = true)]
+async fn idle_connections_are_parked_and_keep_their_keepalive_time() {
+    let supplier = RawSupplier::start(OK).await;
+    let mut server = support::server_config();
+    server.keepalive_timeout = Duration::from_secs(10);
+    let gateway =
+        Gateway::start_with(server, vec![upstream_config("s", "/s", &supplier.url())]).await;
+    let request = b"GET /s/x HTTP/1.1\r\nHost: headroom\r\n\r\n";
+
+    let mut stream = TcpStream::connect(gateway.proxy).await.expect("connect");
+    // No Nagle delay on the pieces of a head: the paused clock would run past it.
+    stream.set_nodelay(true).expect("nodelay");
+    stream.write_all(request).await.expect("write");
+    read_ok(&mut stream).await;
+    // The paused clock runs ahead while everything waits: 3 s idle, parked after 1 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        metric(&gateway, "headroom_client_connections_idle").await,
+        "1"
+    );
+
+    // Parked, it still serves: twice, with a head that comes in two pieces the second time.
+    stream.write_all(request).await.expect("write");
+    read_ok(&mut stream).await;
+    stream.write_all(&request[..12]).await.expect("first piece");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream
+        .write_all(&request[12..])
+        .await
+        .expect("second piece");
+    read_ok(&mut stream).await;
+    let answered = tokio::time::Instant::now();
+    assert_eq!(supplier.heads().len(), 3);
+
+    // Closed 10 s after the last response: about 1 s in hyper, the rest parked.
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.expect("closed cleanly");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    let idle = answered.elapsed();
+    assert!(
+        idle >= Duration::from_secs(10) && idle < Duration::from_millis(10_500),
+        "closed after {idle:?} idle"
+    );
+    assert_eq!(
+        metric(&gateway, "headroom_client_connections_idle").await,
+        "0"
+    );
+
+    // A drain closes a parked connection at once.
+    let mut stream = TcpStream::connect(gateway.proxy).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    read_ok(&mut stream).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        metric(&gateway, "headroom_client_connections_idle").await,
+        "1"
+    );
+    let drained = tokio::time::Instant::now();
+    let stopping = tokio::spawn(gateway.stop());
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.expect("closed");
+    assert!(rest.is_empty());
+    assert!(
+        drained.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        drained.elapsed()
+    );
+    stopping.await.expect("join").expect("stopped");
+}
+
 /// A client that half-closes while its request waits for quota (here: for the only
 /// concurrency slot) gets `499 client_closed`, and the request is never sent: a closed
 /// connection cannot be told from a half-closed one, and a client that left costs nothing.

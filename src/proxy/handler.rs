@@ -135,6 +135,7 @@ impl Proxy {
         let started = Instant::now();
         read_end.request_started();
         let connection = Arc::clone(&read_end);
+        let keep_alive = Arc::clone(&read_end);
         let request_id = headers::request_id(request.headers());
         // `Connection: close` read byte-wise: a value with other odd bytes in it still closes.
         let close = headers::asks_to_close(request.headers());
@@ -223,6 +224,11 @@ impl Proxy {
         if close || (has_body && !outcome.body_read) {
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
+        keep_alive.set_closing(
+            headers
+                .get(http::header::CONNECTION)
+                .is_some_and(|value| value == "close"),
+        );
         headers.insert(&X_REQUEST_ID, request_id);
         headers.insert(&HEADROOM_ATTEMPTS, HeaderValue::from(outcome.attempts));
         headers.insert(

@@ -27,18 +27,18 @@ use crate::proxy::head_scan::HeadScan;
 /// first time it is armed (most requests never need it: no timer and no allocation on the
 /// fast path) and reused after.
 #[derive(Debug, Default)]
-struct Deadline {
+pub(crate) struct Deadline {
     sleep: Option<Pin<Box<Sleep>>>,
     armed: bool,
 }
 
 impl Deadline {
-    fn disarm(&mut self) {
+    pub(crate) fn disarm(&mut self) {
         self.armed = false;
     }
 
     /// Arms at `at()` unless armed already, and tells whether the deadline has passed.
-    fn passed(&mut self, cx: &mut Context<'_>, at: impl FnOnce() -> Instant) -> bool {
+    pub(crate) fn passed(&mut self, cx: &mut Context<'_>, at: impl FnOnce() -> Instant) -> bool {
         if !self.armed {
             self.armed = true;
             let deadline = at();
@@ -99,6 +99,9 @@ pub struct WriteStallGuard<IO> {
     head_scan: HeadScan,
     /// Which head that is: the connection's count of requests started when it began.
     head_of: Option<usize>,
+    /// Bytes read from the client already, given to the next reader first (see
+    /// [`WriteStallGuard::replay`]).
+    unread: Bytes,
 }
 
 /// Tells when a client's side of its connection has ended (it half-closed, or closed): a
@@ -119,6 +122,13 @@ pub struct ReadEnd {
     responses: std::sync::atomic::AtomicUsize,
     /// The head just read carried both `Content-Length` and `Transfer-Encoding`.
     ambiguous_length: AtomicBool,
+    /// hyper's last read found nothing, between requests and before any byte of a head:
+    /// the connection is idle (see [`ReadEnd::idle`]).
+    awaiting_head: AtomicBool,
+    /// hyper's last write found the client's socket full.
+    write_blocked: AtomicBool,
+    /// The last response closes the connection (`Connection: close`).
+    closing: AtomicBool,
 }
 
 /// How often a waiting request looks again when the client's socket holds unread bytes (a
@@ -148,6 +158,25 @@ impl ReadEnd {
     /// A response on this connection was sent (or given up).
     pub fn response_finished(&self) {
         self.responses.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The response being sent closes the connection after it, or not.
+    pub fn set_closing(&self, closing: bool) {
+        self.closing.store(closing, Ordering::Release);
+    }
+
+    /// Whether hyper holds this connection idle: its last response written whole and kept
+    /// alive, and nothing read of a next request, so it can be taken back from hyper and
+    /// parked (see `crate::proxy::connection`).
+    pub fn idle(&self) -> bool {
+        self.awaiting_head.load(Ordering::Acquire)
+            && !self.write_blocked.load(Ordering::Acquire)
+            && !self.closing.load(Ordering::Acquire)
+    }
+
+    /// How many requests this connection has begun.
+    pub fn requests_started(&self) -> usize {
+        self.requests.load(Ordering::Acquire)
     }
 
     /// Whether no request is under way: the next bytes begin a request head.
@@ -212,6 +241,11 @@ impl SharedStream {
     /// Shares `stream`.
     pub fn new(stream: tokio::net::TcpStream) -> Self {
         Self(Arc::new(stream))
+    }
+
+    /// Resolves once the socket is readable (bytes, or its end), holding no buffer.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.0.readable().await
     }
 
     /// Writes with `write` once the socket is writable (again, when readiness was stale).
@@ -301,7 +335,14 @@ impl<IO> WriteStallGuard<IO> {
             head_deadline: Deadline::default(),
             head_scan: HeadScan::default(),
             head_of: None,
+            unread: Bytes::new(),
         }
+    }
+
+    /// Gives `bytes`, read from the client earlier (and seen by the head scan then), to the
+    /// next reads before anything new.
+    pub fn replay(&mut self, bytes: Bytes) {
+        self.unread = bytes;
     }
 
     /// Also cuts a client whose request head, once its first byte came, takes longer than
@@ -321,6 +362,11 @@ impl<IO> WriteStallGuard<IO> {
         Arc::clone(&self.read_end)
     }
 
+    /// The wrapped connection.
+    pub fn get_ref(&self) -> &IO {
+        &self.inner
+    }
+
     fn check<T>(
         &mut self,
         cx: &mut Context<'_>,
@@ -331,8 +377,12 @@ impl<IO> WriteStallGuard<IO> {
                 io::ErrorKind::TimedOut,
                 "the client accepted nothing for server.idle_timeout",
             ))),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                self.read_end.write_blocked.store(true, Ordering::Release);
+                Poll::Pending
+            }
             ready => {
+                self.read_end.write_blocked.store(false, Ordering::Release);
                 self.stall.progress();
                 ready
             }
@@ -347,7 +397,15 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        // Replayed bytes were scanned when they were first read.
+        let replayed = !self.unread.is_empty();
+        let polled = if replayed {
+            let n = self.unread.len().min(buf.remaining());
+            buf.put_slice(&self.unread.split_to(n));
+            Poll::Ready(Ok(()))
+        } else {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        };
         let between = self.read_end.between_requests();
         // hyper may not read at all while a request is under way, so a new head is told by
         // the count of requests started, not by a read in between.
@@ -355,6 +413,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
         // Bytes of the head being read have come (an idle connection has none: its time is
         // hyper's keep-alive timeout, not this one).
         let in_head = between && self.head_of == Some(head);
+        self.read_end.awaiting_head.store(
+            polled.is_pending() && between && !in_head,
+            Ordering::Release,
+        );
         match polled {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
                 if between {
@@ -365,7 +427,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
                         self.head_deadline.disarm();
                         self.head_scan = HeadScan::default();
                     }
-                    if !self.head_scan.done() {
+                    if !replayed && !self.head_scan.done() {
                         self.head_scan.feed(&buf.filled()[before..]);
                         if self.head_scan.ambiguous_length() {
                             self.read_end

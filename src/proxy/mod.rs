@@ -3,6 +3,7 @@
 pub mod access_log;
 pub mod attempts;
 pub mod body;
+pub mod connection;
 pub mod forward;
 pub mod handler;
 pub mod head_scan;
