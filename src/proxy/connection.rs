@@ -92,7 +92,7 @@ impl Drop for Open {
 /// A connection taken back from hyper while idle.
 struct Parked {
     io: ClientIo,
-    /// Bytes hyper read and did not use.
+    /// Bytes hyper read and did not use (in a buffer of their own).
     unread: Bytes,
     service: ProxyService,
     /// How long the connection has been idle.
@@ -138,8 +138,7 @@ pub async fn serve(mut settings: Settings, io: ClientIo, service: ProxyService, 
             service,
             ..
         } = parked;
-        // Copied: it shares hyper's whole read buffer, which parking gives back.
-        io.replay(Bytes::copy_from_slice(&unread));
+        io.replay(unread);
         // Boxed: only a connection being served holds hyper's state and buffers.
         let hyper = Box::new(settings.http.serve_connection(TokioIo::new(io), service));
         // `None`: the connection is over (the client closed, `Connection: close`, an error,
@@ -211,7 +210,8 @@ async fn run(
             let parts = hyper.into_parts();
             Some(Parked {
                 io: parts.io.into_inner(),
-                unread: parts.read_buf,
+                // Copied: it shares hyper's whole read buffer, which parking gives back.
+                unread: Bytes::copy_from_slice(&parts.read_buf),
                 service: parts.service,
                 idle_for: idle_since.map_or(Duration::ZERO, |(_, since)| since.elapsed()),
             })
