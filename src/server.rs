@@ -158,7 +158,7 @@ impl Gateway {
         let parked = self.proxy.metrics().idle_client_connections.clone();
         let serving = Serving {
             proxy: self.proxy,
-            http: connection_builder(self.max_header_bytes),
+            http: connection_builder(self.max_header_bytes, self.timeouts.keepalive),
             timeouts: self.timeouts,
             drain_timeout: self.drain_timeout,
             parked,
@@ -262,13 +262,15 @@ struct HandOff {
     load: IntGauge,
 }
 
-fn connection_builder(max_header_bytes: usize) -> http1::Builder {
+fn connection_builder(max_header_bytes: usize, keepalive: Duration) -> http1::Builder {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        // Not hyper's header timer: the keep-alive time is timed while a connection is
-        // parked between requests (`proxy::connection`), a head from its first byte by the
-        // connection's guard (`server.header_read_timeout`).
-        .header_read_timeout(None)
+        // The keep-alive time is timed while a connection is parked between requests
+        // (`proxy::connection`), a head from its first byte by the connection's guard
+        // (`server.header_read_timeout`). hyper's own timer (from the end of a response to the
+        // end of the next head) is kept at the keep-alive time too, as a backstop for a
+        // connection left idle in hyper.
+        .header_read_timeout(keepalive)
         .keep_alive(true)
         // A client that half-closes after its request (scripts, netcat, some HTTP/1.0
         // clients) still gets its answer (RFC 9112 9.6); the connection closes after it.

@@ -662,6 +662,41 @@ async fn idle_connections_are_parked_and_keep_their_keepalive_time() {
     stopping.await.expect("join").expect("stopped");
 }
 
+/// RFC 9112 section 9.6: a connection closed after its response (`Connection: close`) gets
+/// all of that response first, even when the client reads slower than the supplier sends and
+/// the end of the body is still in the gateway's buffers when the supplier is done.
+#[tokio::test]
+async fn a_closing_connection_gets_its_whole_response_first() {
+    let size = 16 << 20;
+    let mut answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n").into_bytes();
+    answer.resize(answer.len() + size, b'x');
+    let supplier = RawSupplier::start(Box::leak(answer.into_boxed_slice())).await;
+    let gateway = gateway_for(&supplier.url()).await;
+    let mut stream = TcpStream::connect(gateway.proxy).await.expect("connect");
+    stream
+        .write_all(b"GET /s/x HTTP/1.1\r\nHost: headroom\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    // A slow reader: small reads, letting every other task run between them.
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&chunk[..n]);
+        tokio::task::yield_now().await;
+    }
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    assert_eq!(got.len() - head_end, size, "the whole body, then the close");
+}
+
 /// A client that half-closes while its request waits for quota (here: for the only
 /// concurrency slot) gets `499 client_closed`, and the request is never sent: a closed
 /// connection cannot be told from a half-closed one, and a client that left costs nothing.

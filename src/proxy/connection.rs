@@ -80,7 +80,7 @@ type Hyper = http1::Connection<TokioIo<ClientIo>, ProxyService>;
 /// first idle in hyper: a busy one about once a period, one left idle within a period.
 const PARK_AFTER: Duration = Duration::from_secs(1);
 
-/// Takes a connection off its worker's count of open connections when it closes.
+/// Takes one off a count of connections (open on a worker, parked) when dropped.
 struct Open(IntGauge);
 
 impl Drop for Open {
@@ -154,15 +154,14 @@ pub async fn serve(mut settings: Settings, io: ClientIo, service: ProxyService, 
 /// should close instead (the time passed, the worker drains, or the socket failed).
 async fn park(socket: &SharedStream, keepalive: Duration, settings: &mut Settings) -> bool {
     settings.parked.inc();
-    let readable = tokio::select! {
+    let _parked = Open(settings.parked.clone());
+    tokio::select! {
         biased;
         _ = settings.closing.wait_for(|closing| *closing) => false,
         readable = tokio::time::timeout(keepalive, socket.readable()) => {
             matches!(readable, Ok(Ok(())))
         }
-    };
-    settings.parked.dec();
-    readable
+    }
 }
 
 /// Lets hyper serve until the connection is idle past `park_after` (then parks it) or over.
@@ -186,7 +185,14 @@ async fn run(
             Pin::new(&mut *hyper).graceful_shutdown();
         }
         loop {
-            match hyper.poll_without_shutdown(cx) {
+            // Ended by hyper, a connection is flushed and its write side closed (`poll`);
+            // parked, it is kept open, flushed already (`ReadEnd::idle`).
+            let polled = if parking {
+                hyper.poll_without_shutdown(cx)
+            } else {
+                Pin::new(&mut *hyper).poll(cx)
+            };
+            match polled {
                 Poll::Ready(ended) => return Poll::Ready(ended),
                 Poll::Pending if !parking && !draining && read_end.idle() => {
                     let requests = read_end.requests_started();
@@ -216,12 +222,7 @@ async fn run(
                 idle_for: idle_since.map_or(Duration::ZERO, |(_, since)| since.elapsed()),
             })
         }
-        Ok(()) => {
-            // What hyper does when it ends a connection itself: close the write side.
-            let mut io = hyper.into_parts().io.into_inner();
-            let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
-            None
-        }
+        Ok(()) => None,
         Err(err) => {
             tracing::debug!(error = %err, "client connection ended with an error");
             None

@@ -122,9 +122,9 @@ pub struct ReadEnd {
     responses: std::sync::atomic::AtomicUsize,
     /// The head just read carried both `Content-Length` and `Transfer-Encoding`.
     ambiguous_length: AtomicBool,
-    /// hyper's last read found nothing, between requests and before any byte of a head:
-    /// the connection is idle (see [`ReadEnd::idle`]).
-    awaiting_head: AtomicBool,
+    /// hyper's last read found nothing new, and no byte of a next head had come (see
+    /// [`ReadEnd::idle`]).
+    read_nothing: AtomicBool,
     /// hyper's last write found the client's socket full.
     write_blocked: AtomicBool,
     /// The last response closes the connection (`Connection: close`).
@@ -169,7 +169,10 @@ impl ReadEnd {
     /// alive, and nothing read of a next request, so it can be taken back from hyper and
     /// parked (see `crate::proxy::connection`).
     pub fn idle(&self) -> bool {
-        self.awaiting_head.load(Ordering::Acquire)
+        // Whether the last response is finished is read now, not at the read: hyper may make
+        // its last read of a request before it lets go of the response body.
+        self.read_nothing.load(Ordering::Acquire)
+            && self.between_requests()
             && !self.write_blocked.load(Ordering::Acquire)
             && !self.closing.load(Ordering::Acquire)
     }
@@ -397,9 +400,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        // Replayed bytes were scanned when they were first read.
-        let replayed = !self.unread.is_empty();
-        let polled = if replayed {
+        // Bytes hyper read and gave back when the connection was parked: the start of a
+        // next head (pipelined), read, timed and scanned as one.
+        let polled = if !self.unread.is_empty() {
             let n = self.unread.len().min(buf.remaining());
             buf.put_slice(&self.unread.split_to(n));
             Poll::Ready(Ok(()))
@@ -413,10 +416,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
         // Bytes of the head being read have come (an idle connection has none: its time is
         // hyper's keep-alive timeout, not this one).
         let in_head = between && self.head_of == Some(head);
-        self.read_end.awaiting_head.store(
-            polled.is_pending() && between && !in_head,
-            Ordering::Release,
-        );
+        self.read_end
+            .read_nothing
+            .store(polled.is_pending() && !in_head, Ordering::Release);
         match polled {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
                 if between {
@@ -427,7 +429,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
                         self.head_deadline.disarm();
                         self.head_scan = HeadScan::default();
                     }
-                    if !replayed && !self.head_scan.done() {
+                    if !self.head_scan.done() {
                         self.head_scan.feed(&buf.filled()[before..]);
                         if self.head_scan.ambiguous_length() {
                             self.read_end
