@@ -59,22 +59,12 @@ async def read_head(reader):
         raise RuntimeError(head[:80])
 
 
-async def lowest_for(pid, seconds):
-    """The lowest RSS seen within `seconds`."""
-    deadline = time.monotonic() + seconds
-    lowest = rss_kib(pid)
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.25)
-        lowest = min(lowest, rss_kib(pid))
-    return lowest
-
-
-async def settle(pid, start, seconds):
+async def lowest_for(pid, seconds, floor=0):
     """The lowest RSS within `seconds` (freed memory is given back with a delay), sooner once
-    it is back within 10% of `start`."""
+    it is at `floor` or below."""
     deadline = time.monotonic() + seconds
     lowest = rss_kib(pid)
-    while time.monotonic() < deadline and lowest > start * 1.1:
+    while time.monotonic() < deadline and lowest > floor:
         await asyncio.sleep(0.25)
         lowest = min(lowest, rss_kib(pid))
     return lowest
@@ -111,7 +101,8 @@ async def main():
         deadline = time.monotonic() + 60
         while queue_depth(args.metrics) > 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-    after = await settle(args.pid, start, 10.0)
+    # Gone: back within 10% of the start is enough.
+    after = await lowest_for(args.pid, 10.0, floor=start * 1.1)
     json.dump(
         {
             "rss_start_kib": start,

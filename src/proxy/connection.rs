@@ -80,10 +80,18 @@ type Hyper = http1::Connection<TokioIo<ClientIo>, ProxyService>;
 /// first idle in hyper: a busy one about once a period, one left idle within a period.
 const PARK_AFTER: Duration = Duration::from_secs(1);
 
-/// Takes one off a count of connections (open on a worker, parked) when dropped.
-struct Open(IntGauge);
+/// One in a count of connections (open on a worker, parked), taken off when dropped.
+struct Counted(IntGauge);
 
-impl Drop for Open {
+impl Counted {
+    /// Counts one more in `gauge`.
+    fn new(gauge: IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.dec();
     }
@@ -116,7 +124,8 @@ pub struct Settings {
 /// Serves one client connection until it closes, the keep-alive time passes with no request,
 /// or the worker drains. `open` counted the connection in, and is taken one off at the end.
 pub async fn serve(mut settings: Settings, io: ClientIo, service: ProxyService, open: IntGauge) {
-    let _open = Open(open);
+    // Counted in by whoever gave this worker the connection.
+    let _open = Counted(open);
     let read_end = io.read_end();
     let keepalive = settings.keepalive;
     let park_after = keepalive.min(PARK_AFTER);
@@ -153,8 +162,7 @@ pub async fn serve(mut settings: Settings, io: ClientIo, service: ProxyService, 
 /// Waits for the client's next bytes, for at most `keepalive`; false when the connection
 /// should close instead (the time passed, the worker drains, or the socket failed).
 async fn park(socket: &SharedStream, keepalive: Duration, settings: &mut Settings) -> bool {
-    settings.parked.inc();
-    let _parked = Open(settings.parked.clone());
+    let _parked = Counted::new(settings.parked.clone());
     tokio::select! {
         biased;
         _ = settings.closing.wait_for(|closing| *closing) => false,

@@ -135,7 +135,6 @@ impl Proxy {
         let started = Instant::now();
         read_end.request_started();
         let connection = Arc::clone(&read_end);
-        let keep_alive = Arc::clone(&read_end);
         let request_id = headers::request_id(request.headers());
         // `Connection: close` read byte-wise: a value with other odd bytes in it still closes.
         let close = headers::asks_to_close(request.headers());
@@ -156,7 +155,7 @@ impl Proxy {
             request,
             &request_id,
             started,
-            read_end,
+            Arc::clone(&read_end),
         )));
         let outcome = match futures_util::FutureExt::catch_unwind(forwarded).await {
             Ok(outcome) => outcome,
@@ -224,7 +223,7 @@ impl Proxy {
         if close || (has_body && !outcome.body_read) {
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
-        keep_alive.set_closing(
+        read_end.set_closing(
             headers
                 .get(http::header::CONNECTION)
                 .is_some_and(|value| value == "close"),

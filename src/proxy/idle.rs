@@ -342,8 +342,8 @@ impl<IO> WriteStallGuard<IO> {
         }
     }
 
-    /// Gives `bytes`, read from the client earlier (and seen by the head scan then), to the
-    /// next reads before anything new.
+    /// Gives `bytes`, read from the client earlier and not used (the start of a next head),
+    /// to the next reads before anything new.
     pub fn replay(&mut self, bytes: Bytes) {
         self.unread = bytes;
     }
@@ -412,9 +412,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WriteStallGuard<IO> {
         let between = self.read_end.between_requests();
         // hyper may not read at all while a request is under way, so a new head is told by
         // the count of requests started, not by a read in between.
-        let head = self.read_end.requests.load(Ordering::Acquire);
+        let head = self.read_end.requests_started();
         // Bytes of the head being read have come (an idle connection has none: its time is
-        // hyper's keep-alive timeout, not this one).
+        // the keep-alive's, not this one).
         let in_head = between && self.head_of == Some(head);
         self.read_end
             .read_nothing
