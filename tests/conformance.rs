@@ -662,6 +662,52 @@ async fn idle_connections_are_parked_and_keep_their_keepalive_time() {
     stopping.await.expect("join").expect("stopped");
 }
 
+/// A client that leaves a parked connection (closes it, or half-closes it) is seen at once:
+/// the connection closes without waiting out `server.keepalive_timeout`, and it is no longer
+/// counted open or idle.
+#[tokio::test(start_paused = true)]
+async fn a_client_that_leaves_a_parked_connection_is_closed_at_once() {
+    let supplier = RawSupplier::start(OK).await;
+    let mut server = support::server_config();
+    server.keepalive_timeout = Duration::from_secs(60);
+    let gateway =
+        Gateway::start_with(server, vec![upstream_config("s", "/s", &supplier.url())]).await;
+    for half_close in [false, true] {
+        let mut stream = TcpStream::connect(gateway.proxy).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+            .write_all(b"GET /s/x HTTP/1.1\r\nHost: headroom\r\n\r\n")
+            .await
+            .expect("write");
+        read_ok(&mut stream).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            metric(&gateway, "headroom_client_connections_idle").await,
+            "1"
+        );
+        let left = tokio::time::Instant::now();
+        if half_close {
+            stream.shutdown().await.expect("half-close");
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).await.expect("closed");
+            assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+        } else {
+            drop(stream);
+        }
+        let counts_back = support::eventually(100, || async {
+            metric(&gateway, "headroom_client_connections_idle").await == "0"
+                && metric(&gateway, "headroom_client_connections{worker=\"0\"}").await == "0"
+        })
+        .await;
+        assert!(counts_back, "half_close: {half_close}");
+        assert!(
+            left.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            left.elapsed()
+        );
+    }
+}
+
 /// RFC 9112 section 9.6: a connection closed after its response (`Connection: close`) gets
 /// all of that response first, even when the client reads slower than the supplier sends and
 /// the end of the body is still in the gateway's buffers when the supplier is done.
