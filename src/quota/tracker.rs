@@ -511,8 +511,8 @@ impl Tracker {
     /// in time: for it the whole learned limit goes, as before.
     fn first_wave_wait(&mut self, now: Instant) -> Option<Wait> {
         let since = self.unconfirmed_since?;
-        // Pacing alone on a share: the first wave is half of this replica's part.
-        let limit = (self.limit? / self.config.share.max(1)).max(1);
+        let share = self.config.share.max(1);
+        let limit = (self.limit? / share).max(1);
         let slow = self.last_rtt.is_some_and(|rtt| {
             rtt.saturating_mul(2) >= self.window.unwrap_or(UNKNOWN_RESET_POLL * 2)
         });
@@ -524,7 +524,17 @@ impl Tracker {
         let used = limit
             .saturating_sub(self.remaining.unwrap_or(0))
             .saturating_add(self.in_flight);
-        if used < limit.div_ceil(2).max(1) || self.in_flight == 0 {
+        // The first wave is half the limit. Pacing alone on a share of a fleet's quota
+        // (Redis away), it is one request: this replica rolled the window on its own clock,
+        // and the fleet may have spent the new window before Redis went away (measured: 5
+        // 429s when Redis died just after the fleet spent a window, the half-share wave going
+        // out before the answers to the fleet's last requests came back).
+        let wave = if share > 1 {
+            1
+        } else {
+            limit.div_ceil(2).max(1)
+        };
+        if used < wave || self.in_flight == 0 {
             return None;
         }
         Some(half_window.map_or(Wait::Response, Wait::Until))
@@ -786,6 +796,31 @@ mod tests {
             Some(&headers(10, 5, 2 * S, None)),
         );
         assert_eq!(t.snapshot(t0 + 6 * MS).remaining, Some(4));
+    }
+
+    #[test]
+    fn pacing_alone_on_a_share_a_new_window_waits_for_one_answer() {
+        let t0 = Instant::now();
+        let mut t = tracker();
+        t.set_share(2);
+        send(&mut t, t0);
+        t.observe(t0, t0, StatusCode::OK, Some(&headers(20, 4, 2 * S, None)));
+        // The window resets at t0 + 2 s: this replica's part is 10, but the fleet may have
+        // spent the new window already: one request, then its answer.
+        send(&mut t, t0 + 2 * S);
+        assert_eq!(
+            t.check(t0 + 2 * S),
+            Err(Wait::Response),
+            "one, not half of 10"
+        );
+        let answered = t0 + 2 * S + 10 * MS;
+        t.observe(
+            t0 + 2 * S,
+            answered,
+            StatusCode::OK,
+            Some(&headers(20, 19, 2 * S - 10 * MS, None)),
+        );
+        assert_eq!(t.check(answered), Ok(()), "confirmed: the part goes");
     }
 
     #[test]
