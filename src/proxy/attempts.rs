@@ -24,9 +24,9 @@ use crate::error::ProxyError;
 use crate::proxy::body::{BodyProgress, BoxError, Progress};
 use crate::proxy::forward;
 use crate::proxy::replay::RequestBody;
+use crate::quota::clock;
 use crate::quota::state::Ask;
-use crate::quota::{backoff, clock};
-use crate::retry::{self, Reason};
+use crate::retry::{self, Ended, Next, Reason, Tries};
 use crate::scheduler::{Grant, Priority, Rejected, Reservation};
 use crate::upstream::{Admitted, Upstream};
 
@@ -41,6 +41,34 @@ pub struct Attempted {
     pub queue_wait: Duration,
     /// The concurrency slot, held until the response body has been sent.
     pub slot: Option<OwnedSemaphorePermit>,
+}
+
+/// What a request's attempts came to so far; kept apart from [`Attempted`] so that a waiting
+/// request does not hold room for a response.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    attempts: u32,
+    queue_wait: Duration,
+}
+
+impl Tally {
+    /// The request ends with `result` and no slot held.
+    fn end(self, result: Result<Response<Incoming>, ProxyError>) -> Attempted {
+        self.end_with(result, None)
+    }
+
+    fn end_with(
+        self,
+        result: Result<Response<Incoming>, ProxyError>,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Attempted {
+        Attempted {
+            result,
+            attempts: self.attempts,
+            queue_wait: self.queue_wait,
+            slot,
+        }
+    }
 }
 
 /// A request body as it comes from the client: read (up to `retry.max_body`) once the
@@ -213,6 +241,35 @@ enum Sent {
     ClientFault(ProxyError),
 }
 
+impl Sent {
+    /// How the attempt ended, for the retry policy.
+    fn ended(&self) -> Ended {
+        match self {
+            Self::Answered {
+                response,
+                limited,
+                pause,
+                ..
+            } => Ended::Answered {
+                status: response.status(),
+                limited: *limited,
+                pause: *pause,
+            },
+            Self::Failed(ProxyError::UpstreamTimeout(_)) => Ended::TimedOut,
+            Self::Failed(ProxyError::UpstreamUnavailable(_)) => Ended::Unreachable,
+            Self::Failed(_) | Self::ClientFault(_) => Ended::Failed,
+        }
+    }
+
+    /// This attempt's result, as the request's.
+    fn answer(self, tally: Tally) -> Attempted {
+        match self {
+            Self::Answered { response, slot, .. } => tally.end_with(Ok(response), Some(slot)),
+            Self::Failed(error) | Self::ClientFault(error) => tally.end(Err(error)),
+        }
+    }
+}
+
 /// One attempt, with everything it holds.
 struct Attempt {
     upstream: Arc<Upstream>,
@@ -322,197 +379,145 @@ async fn attempt(attempt: Attempt) -> Sent {
     }
 }
 
-/// Runs the attempts of one request.
-pub async fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> Attempted {
-    let retry = upstream.config().retry;
-    let safe = plan.safe_to_repeat;
-    let mut attempted = Attempted {
-        result: Err(ProxyError::UpstreamUnavailable(
-            "no attempt was made".into(),
-        )),
-        attempts: 0,
-        queue_wait: Duration::ZERO,
-        slot: None,
-    };
-    loop {
-        let admitted = match upstream.breaker_admit() {
-            Ok(admitted) => admitted,
-            Err(retry_after) => {
-                upstream.note_rejected("breaker_open");
-                attempted.result = Err(ProxyError::BreakerOpen { retry_after });
-                return attempted;
-            }
-        };
-        let ask = Ask {
-            partition: plan.partition.as_deref(),
-            route: &plan.route,
-        };
-        let acquire = upstream
-            .scheduler()
-            .acquire(plan.priority, ask, plan.deadline);
-        let read_end = Arc::clone(&plan.read_end);
-        let drain = Arc::clone(&plan.drain);
-        let acquiring = async {
-            match plan.body.spool(upstream) {
-                None => Ok(acquire.await),
-                Some(spool) => acquire_reading(acquire, spool, &mut plan.body).await,
-            }
-        };
-        // A grant at once goes, even to a client that half-closed after its request (it
-        // still reads the answer); one that must wait gives up its place when the client's
-        // side ends: a client that closed its connection is indistinguishable from one that
-        // half-closed, and must cost no quota.
-        let acquired = tokio::select! {
-            biased;
-            acquired = acquiring => acquired,
-            () = read_end.wait() => {
-                drop(admitted);
-                upstream.note_rejected("client_closed");
-                attempted.result = Err(ProxyError::ClientClosed);
-                return attempted;
-            }
-            () = drain.answer_by() => {
-                drop(admitted);
-                upstream.note_rejected("shutting_down");
-                attempted.result = Err(ProxyError::ShuttingDown { retry_after: SHUTDOWN_RETRY });
-                return attempted;
-            }
-        };
-        let grant = match acquired {
-            Ok(Ok(grant)) => grant,
-            Ok(Err(rejected)) => {
-                drop(admitted);
-                attempted.result = Err(rejection(upstream, rejected));
-                return attempted;
-            }
-            Err(()) => {
-                // The client's body failed while it waited: the breaker's place goes back.
-                drop(admitted);
-                attempted.result = Err(client_body_error(&plan.progress, None));
-                return attempted;
-            }
-        };
-        let queue_wait = grant.queue_wait;
-        attempted.queue_wait += queue_wait;
-        let (reservation, slot) = grant.into_parts();
-        let body = match plan.body.ready(&plan.progress).await {
-            Ok(body) => body,
-            Err(error) => {
-                // The client's fault, before anything was sent: the breaker's place and the
-                // quota unit go back (both guards drop unused).
-                attempted.result = Err(error);
-                return attempted;
-            }
-        };
-        attempted.attempts += 1;
-        let may_retry = safe && body.replayable() && attempted.attempts < retry.max_attempts;
-        let request = Request::from_parts(plan.parts.clone(), body.take());
-
-        let sent = FinishOnDrop::new(attempt(Attempt {
-            upstream: Arc::clone(upstream),
-            admitted,
-            reservation,
-            slot,
-            request,
-            route: Arc::clone(&plan.route),
-            progress: Arc::clone(&plan.progress),
-            queue_wait,
-        }))
-        .await;
-
-        let (reason, delay) = match sent {
-            Sent::Answered {
-                response,
+/// Runs the attempts of one request. After each, the retry policy decides what follows
+/// ([`retry::decide`]); this loop only carries its decisions out.
+///
+/// A function returning an `async` block rather than an `async fn`: an `async fn` keeps a
+/// second copy of its arguments in its state, and every waiting request holds that state.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn doubles `plan` in its state"
+)]
+pub fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> impl Future<Output = Attempted> + '_ {
+    async move {
+        let retry = &upstream.config().retry;
+        let mut tally = Tally::default();
+        loop {
+            let admitted = match upstream.breaker_admit() {
+                Ok(admitted) => admitted,
+                Err(retry_after) => {
+                    upstream.note_rejected("breaker_open");
+                    return tally.end(Err(ProxyError::BreakerOpen { retry_after }));
+                }
+            };
+            // On every early return, `admitted` drops unused: the breaker's place goes back.
+            let grant = match wait_for_grant(upstream, &mut plan).await {
+                Ok(grant) => grant,
+                Err(error) => return tally.end(Err(error)),
+            };
+            let queue_wait = grant.queue_wait;
+            tally.queue_wait += queue_wait;
+            let (reservation, slot) = grant.into_parts();
+            let body = match plan.body.ready(&plan.progress).await {
+                Ok(body) => body,
+                Err(error) => {
+                    // The client's fault, before anything was sent: the breaker's place and
+                    // the quota unit go back (both guards drop unused).
+                    return tally.end(Err(error));
+                }
+            };
+            tally.attempts += 1;
+            let tries = Tries {
+                sent: tally.attempts,
+                repeatable: plan.safe_to_repeat && body.replayable(),
+                deadline: plan.deadline,
+            };
+            let request = Request::from_parts(plan.parts.clone(), body.take());
+            let sent = FinishOnDrop::new(attempt(Attempt {
+                upstream: Arc::clone(upstream),
+                admitted,
+                reservation,
                 slot,
-                limited,
-                pause,
-            } => {
-                let reason = retry::reason_for_status(response.status(), limited);
-                match reason {
-                    Some(Reason::RateLimited) if may_retry => {
-                        // The quota is paused; the next acquire waits for it. A pause past
-                        // this request's deadline is answered now, with the real time to
-                        // come back.
-                        let now = Instant::now();
-                        if let Some(until) = pause.filter(|until| *until > plan.deadline) {
-                            upstream.note_rejected("queue_timeout");
-                            attempted.result = Err(ProxyError::QueueTimeout {
-                                retry_after: until - now,
-                            });
-                            return attempted;
-                        }
-                        if let Some(until) = pause {
-                            upstream.observe_backoff(until.saturating_duration_since(now));
-                        }
-                        upstream.note_retry(Reason::RateLimited);
-                        drop(slot);
-                        continue;
+                request,
+                route: Arc::clone(&plan.route),
+                progress: Arc::clone(&plan.progress),
+                queue_wait,
+            }))
+            .await;
+
+            let now = Instant::now();
+            match retry::decide(retry, tries, sent.ended(), now, rand::random()) {
+                Next::Answer => return sent.answer(tally),
+                Next::GiveUp { retry_after } => {
+                    upstream.note_rejected("queue_timeout");
+                    return tally.end(Err(ProxyError::QueueTimeout { retry_after }));
+                }
+                Next::Requeue { paused_for } => {
+                    // The next grant waits for the quota's pause.
+                    if let Some(paused_for) = paused_for {
+                        upstream.observe_backoff(paused_for);
                     }
-                    Some(reason) if may_retry => {
-                        match backoff_within(&attempted, upstream, &plan) {
-                            Some(delay) => {
-                                drop(slot);
-                                (reason, delay)
-                            }
-                            None => {
-                                attempted.result = Ok(response);
-                                attempted.slot = Some(slot);
-                                return attempted;
-                            }
+                    upstream.note_retry(Reason::RateLimited);
+                }
+                Next::Backoff { reason, delay } => {
+                    drop(sent);
+                    upstream.note_retry(reason);
+                    upstream.observe_backoff(delay);
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = plan.drain.answer_by() => {
+                            upstream.note_rejected("shutting_down");
+                            return tally.end(Err(ProxyError::ShuttingDown { retry_after: SHUTDOWN_RETRY }));
                         }
-                    }
-                    _ => {
-                        attempted.result = Ok(response);
-                        attempted.slot = Some(slot);
-                        return attempted;
                     }
                 }
-            }
-            Sent::ClientFault(error) => {
-                attempted.result = Err(error);
-                return attempted;
-            }
-            Sent::Failed(error) => {
-                let reason = match &error {
-                    ProxyError::UpstreamTimeout(_) => Some(Reason::Timeout),
-                    ProxyError::UpstreamUnavailable(_) => Some(Reason::ConnectError),
-                    _ => None,
-                };
-                attempted.result = Err(error);
-                let Some(reason) = reason else {
-                    return attempted;
-                };
-                match backoff_within(&attempted, upstream, &plan).filter(|_| may_retry) {
-                    Some(delay) => (reason, delay),
-                    None => return attempted,
-                }
-            }
-        };
-        upstream.note_retry(reason);
-        upstream.observe_backoff(delay);
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = plan.drain.answer_by() => {
-                upstream.note_rejected("shutting_down");
-                attempted.result = Err(ProxyError::ShuttingDown { retry_after: SHUTDOWN_RETRY });
-                return attempted;
             }
         }
     }
 }
 
-/// Waits for the grant while reading the body into `spool`: once it is read, hyper sees a
-/// client that hangs up and drops this request before it is sent. The body (what was read,
-/// then the rest) goes back into `body`; `Err` when the client's body failed meanwhile.
+/// Waits in the upstream's queue for a grant (reading the client's body meanwhile, when the
+/// upstream's spool budget allows). A request that must wait gives up its place when the
+/// client's side ends, or when the gateway's drain is about to end.
+async fn wait_for_grant(upstream: &Upstream, plan: &mut Plan) -> Result<Grant, ProxyError> {
+    let ask = Ask {
+        partition: plan.partition.as_deref(),
+        route: &plan.route,
+    };
+    let acquire = std::pin::pin!(upstream
+        .scheduler()
+        .acquire(plan.priority, ask, plan.deadline));
+    let spool = plan.body.spool(upstream);
+    let acquiring = acquire_reading(acquire, spool, &mut plan.body);
+    // A grant at once goes, even to a client that half-closed after its request (it still
+    // reads the answer); one that must wait gives up its place when the client's side ends:
+    // a client that closed its connection is indistinguishable from one that half-closed,
+    // and must cost no quota.
+    let acquired = tokio::select! {
+        biased;
+        acquired = acquiring => acquired,
+        () = plan.read_end.wait() => {
+            upstream.note_rejected("client_closed");
+            return Err(ProxyError::ClientClosed);
+        }
+        () = plan.drain.answer_by() => {
+            upstream.note_rejected("shutting_down");
+            return Err(ProxyError::ShuttingDown { retry_after: SHUTDOWN_RETRY });
+        }
+    };
+    match acquired {
+        Ok(Ok(grant)) => Ok(grant),
+        Ok(Err(rejected)) => Err(rejection(upstream, rejected)),
+        // The client's body failed while it waited.
+        Err(()) => Err(client_body_error(&plan.progress, None)),
+    }
+}
+
+/// Waits for the grant while reading the body into `spool` (when there is one): once it is
+/// read, hyper sees a client that hangs up and drops this request before it is sent. The body
+/// (what was read, then the rest) goes back into `body`; `Err` when the client's body failed
+/// meanwhile.
 async fn acquire_reading(
-    acquire: impl Future<Output = Result<Grant, Rejected>>,
-    mut spool: Spool,
+    mut acquire: Pin<&mut impl Future<Output = Result<Grant, Rejected>>>,
+    spool: Option<Spool>,
     body: &mut PendingBody,
 ) -> Result<Result<Grant, Rejected>, ()> {
-    tokio::pin!(acquire);
+    let Some(mut spool) = spool else {
+        return Ok(acquire.await);
+    };
     let acquired = loop {
         tokio::select! {
-            acquired = &mut acquire => break acquired,
+            acquired = acquire.as_mut() => break acquired,
             filled = spool.fill(), if !spool.done => {
                 if filled.is_err() {
                     return Err(());
@@ -561,13 +566,4 @@ fn client_fault(progress: &BodyProgress, error: &ProxyError) -> Option<ProxyErro
         }
         _ => None,
     }
-}
-
-/// The backoff before the next attempt (capped exponential, full jitter), if it ends before
-/// the request's deadline.
-fn backoff_within(attempted: &Attempted, upstream: &Upstream, plan: &Plan) -> Option<Duration> {
-    let retry = upstream.config().retry;
-    let delay =
-        backoff::random_full_jitter(attempted.attempts - 1, retry.base_delay, retry.max_delay);
-    (Instant::now() + delay <= plan.deadline).then_some(delay)
 }

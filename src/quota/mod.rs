@@ -1,8 +1,7 @@
 //! The quota engine: what each supplier's headers say ([`headers`] turns one response into a
 //! [`QuotaObservation`]), what that leaves to send ([`tracker`], [`state`]), and when
-//! ([`backoff`], [`clock`]).
+//! ([`clock`]).
 
-pub mod backoff;
 pub mod clock;
 pub mod headers;
 pub mod observation;

@@ -17,8 +17,8 @@ use std::time::Duration;
 use http::StatusCode;
 use tokio::time::Instant;
 
-use crate::quota::backoff;
 use crate::quota::observation::QuotaObservation;
+use crate::retry::backoff;
 
 /// Leak rate assumed for a bucket until two observations measure it (Shopify's REST rate).
 const DEFAULT_LEAK_PER_SEC: f64 = 2.0;
