@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use headroom::config::StoreConfig;
 use headroom::metrics::Metrics;
+use headroom::quota::model::Wait;
 use headroom::quota::state::{QuotaState, TrackerKey};
-use headroom::quota::tracker::{TrackerConfig, Wait};
+use headroom::quota::tracker::TrackerConfig;
 use headroom::quota::{QuotaObservation, Source};
 use headroom::store::{Fleet, LocalStore, Outcome, QuotaStore, RedisQuota, Settlement};
 use http::StatusCode;

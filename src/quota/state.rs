@@ -18,14 +18,14 @@ use std::num::NonZeroUsize;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use http::StatusCode;
 use lru::LruCache;
 use tokio::time::Instant;
 
 use crate::config::LimitConfig;
 use crate::quota::clock::TokioClock;
+use crate::quota::model::Wait;
 use crate::quota::observation::{QuotaObservation, Source};
-use crate::quota::tracker::{Snapshot, Tracker, TrackerConfig, Wait};
+use crate::quota::tracker::{Answer, Snapshot, Tracker, TrackerConfig};
 
 type StaticLimiter =
     RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Duration>>;
@@ -212,13 +212,9 @@ impl QuotaState {
         &mut self,
         key: &TrackerKey,
         route: &str,
-        sent_at: Instant,
-        now: Instant,
-        status: StatusCode,
-        observation: Option<&QuotaObservation>,
+        answer: &Answer<'_>,
     ) -> Option<Instant> {
-        self.observe_at(key, route, sent_at, now, status, observation)
-            .0
+        self.observe_at(key, route, answer).0
     }
 
     /// [`QuotaState::observe`], also returning the key of the tracker the answer's facts
@@ -227,21 +223,18 @@ impl QuotaState {
         &mut self,
         key: &TrackerKey,
         route: &str,
-        sent_at: Instant,
-        now: Instant,
-        status: StatusCode,
-        observation: Option<&QuotaObservation>,
+        answer: &Answer<'_>,
     ) -> (Option<Instant>, TrackerKey) {
-        let target = self.target_of(key, route, observation);
+        let target = self.target_of(key, route, answer.observation);
         let pause = if target == *key {
-            self.tracker(key).observe(sent_at, now, status, observation)
+            self.tracker(key).observe(answer)
         } else {
             if let Some(tracker) = self.peek(key) {
                 tracker.release();
             }
             let tracker = self.tracker(&target);
-            tracker.reserve(sent_at);
-            tracker.observe(sent_at, now, status, observation)
+            tracker.reserve(answer.sent_at);
+            tracker.observe(answer)
         };
         // A rate-limit answer that names no resource (Discord's global limit, a plain 429)
         // holds the whole upstream: every resource of the partition waits it out too.
@@ -406,6 +399,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::quota::tracker::tests::answer;
+    use http::StatusCode;
 
     const S: Duration = Duration::from_secs(1);
 
@@ -463,10 +458,12 @@ mod tests {
         q.observe(
             &key,
             search.route,
-            now,
-            now,
-            StatusCode::OK,
-            Some(&github("search", 30, 29, 60 * S)),
+            &answer(
+                now,
+                now,
+                StatusCode::OK,
+                Some(&github("search", 30, 29, 60 * S)),
+            ),
         );
         assert_eq!(
             q.snapshot(now).limit,
@@ -479,10 +476,12 @@ mod tests {
         q.observe(
             &key,
             core.route,
-            now,
-            now,
-            StatusCode::OK,
-            Some(&github("core", 5000, 4999, 3600 * S)),
+            &answer(
+                now,
+                now,
+                StatusCode::OK,
+                Some(&github("core", 5000, 4999, 3600 * S)),
+            ),
         );
         assert_eq!(q.snapshot(now).remaining, Some(4999));
         // Search runs out: a 429 pauses search for 60 s, not core.
@@ -495,10 +494,7 @@ mod tests {
         let pause = q.observe(
             &key,
             search.route,
-            now,
-            now,
-            StatusCode::FORBIDDEN,
-            Some(&spent),
+            &answer(now, now, StatusCode::FORBIDDEN, Some(&spent)),
         );
         assert_eq!(pause, Some(now + 30 * S), "capped by max_delay");
         let (search_key, core_key) = (q.key_for(search), q.key_for(core));
@@ -520,10 +516,12 @@ mod tests {
         q.observe(
             &key,
             search.route,
-            now,
-            now,
-            StatusCode::OK,
-            Some(&github("search", 30, 29, 60 * S)),
+            &answer(
+                now,
+                now,
+                StatusCode::OK,
+                Some(&github("search", 30, 29, 60 * S)),
+            ),
         );
         let own = q.key_for(Ask::default());
         q.try_reserve(&own, now).expect("own");
@@ -533,10 +531,7 @@ mod tests {
         q.observe(
             &own,
             "",
-            now,
-            now,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(&global),
+            &answer(now, now, StatusCode::TOO_MANY_REQUESTS, Some(&global)),
         );
         let search_key = q.key_for(search);
         assert!(search_key.resource.is_some());
@@ -560,10 +555,7 @@ mod tests {
         q.observe(
             &key("b"),
             "",
-            now,
-            now,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(&limited),
+            &answer(now, now, StatusCode::TOO_MANY_REQUESTS, Some(&limited)),
         );
         // A third key goes over the bound rather than forget either.
         q.try_reserve(&key("c"), now).expect("c");
@@ -571,7 +563,7 @@ mod tests {
         assert!(q.paused_until(&key("b"), now).is_some(), "b's pause kept");
         assert_eq!(q.snapshot_of(&key("a"), now).map(|s| s.in_flight), Some(1));
         // "c" answers and is idle: a fourth key forgets the least recent idle one.
-        q.observe(&key("c"), "", now, now, StatusCode::OK, None);
+        q.observe(&key("c"), "", &answer(now, now, StatusCode::OK, None));
         q.release(&key("a"));
         q.try_reserve(&key("d"), now).expect("d");
         assert_eq!(q.tracked(), 3);

@@ -1,5 +1,6 @@
 //! What Headroom knows of one quota (an upstream, or one partition of it) and whether it may
-//! send now. Pure: every method takes the current [`Instant`]; nothing here sleeps or does I/O.
+//! send now. Pure: every method takes the current [`Instant`] (and an [`Answer`] its random
+//! number for the jitter); nothing here sleeps, does I/O or draws random numbers.
 //!
 //! - The window (limit, remaining, reset instant) comes from the supplier's headers.
 //! - Every request holds a reservation while in flight: the supplier's `remaining` does not
@@ -9,40 +10,26 @@
 //! - A 429 pauses the quota until the announced instant (capped), or for a capped exponential
 //!   backoff with full jitter when nothing usable was announced.
 //! - Suppliers that only speak on 429 (`Retry-After` alone): the limit is inferred from the
-//!   successes counted in the window before the 429, and the window from the announced end.
-//! - Leaky buckets (`used/size`): the leak rate is estimated from successive observations.
+//!   successes counted in the window before the 429, and the window from the announced end
+//!   ([`model::silent`](crate::quota::model::silent)).
+//! - Leaky buckets (`used/size`): the leak rate is estimated from successive observations
+//!   ([`model::bucket`](crate::quota::model::bucket)).
 
 use std::time::Duration;
 
 use http::StatusCode;
 use tokio::time::Instant;
 
+use crate::quota::model::bucket::Bucket;
+use crate::quota::model::silent::Inference;
+use crate::quota::model::{later, Wait};
 use crate::quota::observation::QuotaObservation;
 use crate::retry::backoff;
 
-/// Leak rate assumed for a bucket until two observations measure it (Shopify's REST rate).
-const DEFAULT_LEAK_PER_SEC: f64 = 2.0;
-/// Slowest leak rate believed (one request per 10 s).
-const MIN_LEAK_PER_SEC: f64 = 0.1;
 /// How far apart two announced resets may be and still name the same window.
 const STALE_SLACK: Duration = Duration::from_secs(1);
-/// A supplier that has answered this many requests without a quota header or a 429 is taken
-/// to have no quota: the one-at-a-time probing of a silent supplier stops.
-const SILENT_PROBE_SUCCESSES: u64 = 200;
 /// When nothing says when a spent quota comes back, look again after this long.
 const UNKNOWN_RESET_POLL: Duration = Duration::from_secs(1);
-/// Farthest ahead any instant computed here lies. Every wait is capped far below it (by
-/// `retry.max_delay` or the parser's `max_wait`); this only keeps `Instant` arithmetic on
-/// values from outside from ever overflowing.
-const HORIZON: Duration = Duration::from_secs(366 * 24 * 3600);
-/// Highest leak rate believed, in bucket sizes per second: one odd pair of observations
-/// (a bucket that "drained" a billion units) must not open the gates.
-const MAX_LEAK_SIZES_PER_SEC: f64 = 10.0;
-
-/// `now + by`, never panicking: `by` is capped at [`HORIZON`].
-fn later(now: Instant, by: Duration) -> Instant {
-    now.checked_add(by.min(HORIZON)).unwrap_or(now)
-}
 
 /// Settings of one tracker, from the upstream's `[upstream.retry]` and quota settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,13 +45,19 @@ pub struct TrackerConfig {
     pub share: u64,
 }
 
-/// Why a request may not go yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// Not before this instant.
-    Until(Instant),
-    /// Not before an in-flight request's response (or failure) tells more.
-    Response,
+/// A supplier's answer to one request, as a quota learns from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    /// When the request was sent.
+    pub sent_at: Instant,
+    /// When its response headers came back.
+    pub received_at: Instant,
+    /// The response status.
+    pub status: StatusCode,
+    /// What its headers said of the quota, if anything.
+    pub observation: Option<&'a QuotaObservation>,
+    /// A random number in `[0, 1)`: draws the backoff when a 429 announced no wait.
+    pub jitter: f64,
 }
 
 /// How the supplier has shown its quota so far.
@@ -76,29 +69,6 @@ enum Speaks {
     Headers,
     /// Responses without quota headers: only 429s tell anything.
     Silent,
-}
-
-/// A bucket level as last observed, with the estimated leak rate.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    used: f64,
-    size: u64,
-    at: Instant,
-    leak_per_sec: f64,
-    /// Responses observed since `at` (each added one unit before leaking).
-    added_since: u64,
-}
-
-/// Counting for suppliers that only speak on 429.
-#[derive(Debug, Clone, Copy, Default)]
-struct Inference {
-    /// Start of the window being counted (first request, then each announced window end).
-    window_start: Option<Instant>,
-    /// Whether `window_start` is a real window boundary (an announced end) rather than the
-    /// first request, which may fall anywhere in the supplier's window.
-    boundary: bool,
-    /// Successful responses in that window.
-    successes: u64,
 }
 
 /// What the admin API and metrics show of a quota.
@@ -213,7 +183,7 @@ impl Tracker {
         }
         self.roll(now);
         if let Some(bucket) = self.bucket {
-            return self.check_bucket(bucket, now);
+            return bucket.check(self.in_flight, self.config.max_delay, now);
         }
         if let Some(wait) = self.first_wave_wait(now) {
             return Err(wait);
@@ -253,7 +223,7 @@ impl Tracker {
             // at a time, so the 429 that reveals the limit is the only one in its window.
             None if self.speaks == Speaks::Silent
                 && self.limit.is_none()
-                && self.inference.successes < SILENT_PROBE_SUCCESSES
+                && self.inference.still_probing()
                 && self.in_flight >= 1 =>
             {
                 Err(Wait::Response)
@@ -270,7 +240,7 @@ impl Tracker {
     /// Takes one unit for a request sent at `now`.
     pub fn reserve(&mut self, now: Instant) {
         self.in_flight += 1;
-        self.inference.window_start.get_or_insert(now);
+        self.inference.sent(now);
     }
 
     /// Gives back a reservation whose request never reached the supplier (no connection,
@@ -293,20 +263,20 @@ impl Tracker {
             *remaining = remaining.saturating_sub(1);
         }
         if let Some(bucket) = &mut self.bucket {
-            bucket.used = (bucket.used + 1.0).min(bucket.size as f64);
+            bucket.spend();
         }
     }
 
-    /// Applies a response to a request sent at `sent_at`, received at `now`. Returns the end
-    /// of the pause when the response says "over quota" (429, or a 503/403 the parser marked
-    /// rate limited).
-    pub fn observe(
-        &mut self,
-        sent_at: Instant,
-        now: Instant,
-        status: StatusCode,
-        observation: Option<&QuotaObservation>,
-    ) -> Option<Instant> {
+    /// Applies a supplier's answer. Returns the end of the pause when it says "over quota"
+    /// (429, or a 503/403 the parser marked rate limited).
+    pub fn observe(&mut self, answer: &Answer<'_>) -> Option<Instant> {
+        let &Answer {
+            sent_at,
+            received_at: now,
+            status,
+            observation,
+            jitter,
+        } = answer;
         self.release();
         self.last_rtt = Some(now.saturating_duration_since(sent_at));
         let limited =
@@ -332,13 +302,9 @@ impl Tracker {
                         // The probe of a spent quota went through: a new window is open.
                         self.remaining = self.limit.map(|limit| limit.saturating_sub(1));
                         self.guessed_reset = None;
-                        if self.inference.successes > 0 {
+                        if self.inference.any_succeeded() {
                             // Not at a guessed start: the window began somewhere since.
-                            self.inference = Inference {
-                                window_start: Some(sent_at),
-                                boundary: false,
-                                successes: 0,
-                            };
+                            self.inference = Inference::from(sent_at, false);
                         }
                     } else if let Some(remaining) = &mut self.remaining {
                         // Nobody told us; the request spent one unit of what we believe is left.
@@ -350,7 +316,7 @@ impl Tracker {
         if !limited {
             self.consecutive_limited = 0;
             if status.is_success() {
-                self.inference.successes += 1;
+                self.inference.succeeded();
             }
             return None;
         }
@@ -377,10 +343,11 @@ impl Tracker {
         }
         let wait = announced.map_or_else(
             || {
-                backoff::random_full_jitter(
+                backoff::full_jitter(
                     self.consecutive_limited.saturating_sub(1),
                     self.config.base_delay,
                     self.config.max_delay,
+                    jitter,
                 )
             },
             |wait| wait.min(self.config.max_delay),
@@ -410,7 +377,7 @@ impl Tracker {
     /// Requests per second this quota allows on average, when known (for wait estimates).
     pub fn rate_per_sec(&self) -> Option<f64> {
         if let Some(bucket) = self.bucket {
-            return Some(bucket.leak_per_sec);
+            return Some(bucket.leak_per_sec());
         }
         let limit = self.limit? as f64;
         let window = self.window?.as_secs_f64();
@@ -481,11 +448,7 @@ impl Tracker {
             // window length is a guess until its probe goes through.
             let announced = std::mem::take(&mut self.reset_announced);
             self.guessed_reset = (!announced).then_some(reset);
-            self.inference = Inference {
-                window_start: Some(reset),
-                boundary: announced,
-                successes: 0,
-            };
+            self.inference = Inference::from(reset, announced);
         } else {
             // A new window allows at least one request, even on an announced limit of 0: its
             // answer tells the truth, and no request waits for more than one window.
@@ -603,55 +566,9 @@ impl Tracker {
             }
         }
         if let Some(level) = obs.bucket {
-            self.observe_bucket(level.used, level.size, now);
+            self.bucket = Some(Bucket::observed(self.bucket, level.used, level.size, now));
+            self.limit = Some(level.size);
         }
-    }
-
-    fn observe_bucket(&mut self, used: u64, size: u64, now: Instant) {
-        let leak = match self.bucket {
-            Some(prev) => {
-                let elapsed = (now - prev.at).as_secs_f64();
-                if elapsed >= 0.5 {
-                    let leaked = prev.used + prev.added_since as f64 - used as f64;
-                    let fastest = size.max(1) as f64 * MAX_LEAK_SIZES_PER_SEC;
-                    let measured = (leaked / elapsed).clamp(MIN_LEAK_PER_SEC, fastest);
-                    // Smooth: one odd sample must not swing the pace.
-                    0.7 * prev.leak_per_sec + 0.3 * measured
-                } else {
-                    prev.leak_per_sec
-                }
-            }
-            None => DEFAULT_LEAK_PER_SEC,
-        };
-        let keep_at = self
-            .bucket
-            .filter(|prev| (now - prev.at).as_secs_f64() < 0.5)
-            .map(|prev| (prev.at, prev.added_since + 1));
-        let (at, added_since) = keep_at.unwrap_or((now, 0));
-        self.bucket = Some(Bucket {
-            used: used.min(size) as f64,
-            size,
-            at,
-            leak_per_sec: leak,
-            added_since,
-        });
-        self.limit = Some(size);
-    }
-
-    fn check_bucket(&self, bucket: Bucket, now: Instant) -> Result<(), Wait> {
-        let leaked = (now - bucket.at).as_secs_f64() * bucket.leak_per_sec;
-        let level = (bucket.used - leaked).max(0.0) + self.in_flight as f64;
-        // Keep one unit free: the level is an estimate (a bucket of one has no unit to spare:
-        // it sends when empty).
-        let room = bucket.size.saturating_sub(1).max(1) as f64;
-        if level + 1.0 <= room {
-            return Ok(());
-        }
-        let drain = (level + 1.0 - room) / bucket.leak_per_sec.max(MIN_LEAK_PER_SEC);
-        let drain = Duration::try_from_secs_f64(drain)
-            .unwrap_or(self.config.max_delay)
-            .min(self.config.max_delay);
-        Err(Wait::Until(later(now, drain)))
     }
 
     /// A silent supplier said "over quota, come back in `wait`": what succeeded since the
@@ -662,45 +579,23 @@ impl Tracker {
         let end = later(now, wait.min(self.config.max_delay));
         let guessed = self.guessed_reset.take();
         if wait <= self.config.max_delay {
-            let counted = self.inference.successes;
-            let start = self
-                .inference
-                .window_start
-                .filter(|_| self.inference.boundary);
-            match (start, guessed) {
-                // A whole window, from an announced end to this one.
-                (Some(start), _) if counted > 0 => {
-                    let window = end.saturating_duration_since(start);
-                    if !window.is_zero() {
-                        self.window = Some(window);
-                    }
-                }
-                // The probe at a guessed window start met the old window: the window is
-                // longer than guessed by as much as its real end is later than the guess.
-                (None, Some(guess)) => {
-                    self.window = self
-                        .window
-                        .map(|w| w.saturating_add(end.saturating_duration_since(guess)));
-                }
-                _ => {}
+            let learned = self.inference.learn(end, guessed, self.window);
+            if let Some(window) = learned.window {
+                self.window = Some(window);
             }
-            if counted > 0 {
-                self.limit = Some(counted);
+            if let Some(limit) = learned.limit {
+                self.limit = Some(limit);
                 self.source = Some("inferred");
             }
         }
         self.reset_at = Some(end);
         self.reset_announced = true;
-        self.inference = Inference {
-            window_start: Some(end),
-            boundary: true,
-            successes: 0,
-        };
+        self.inference = Inference::from(end, true);
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::quota::observation::LeakyBucket;
     use crate::quota::observation::Source;
@@ -731,6 +626,22 @@ mod tests {
         obs
     }
 
+    /// An answer whose backoff (if any) is half its ceiling.
+    pub(crate) fn answer(
+        sent_at: Instant,
+        received_at: Instant,
+        status: StatusCode,
+        observation: Option<&QuotaObservation>,
+    ) -> Answer<'_> {
+        Answer {
+            sent_at,
+            received_at,
+            status,
+            observation,
+            jitter: 0.5,
+        }
+    }
+
     fn send(t: &mut Tracker, now: Instant) {
         assert_eq!(t.check(now), Ok(()));
         t.reserve(now);
@@ -744,7 +655,7 @@ mod tests {
         send(&mut t, t0);
         assert_eq!(t.check(t0), Err(Wait::Response));
         let obs = headers(20, 19, 2 * S, None);
-        t.observe(t0, t0 + 10 * MS, StatusCode::OK, Some(&obs));
+        t.observe(&answer(t0, t0 + 10 * MS, StatusCode::OK, Some(&obs)));
         assert_eq!(t.check(t0 + 10 * MS), Ok(()), "the learned pace takes over");
     }
 
@@ -753,7 +664,12 @@ mod tests {
         let t0 = Instant::now();
         let mut t = tracker();
         send(&mut t, t0);
-        t.observe(t0, t0, StatusCode::OK, Some(&headers(10, 3, 2 * S, None)));
+        t.observe(&answer(
+            t0,
+            t0,
+            StatusCode::OK,
+            Some(&headers(10, 3, 2 * S, None)),
+        ));
         for _ in 0..3 {
             send(&mut t, t0);
         }
@@ -765,12 +681,12 @@ mod tests {
         assert_eq!(t.snapshot(t0).remaining, Some(0));
         assert_eq!(t.snapshot(t0).in_flight, 3);
         // One answer says 2 left (it counted itself): 2 left, 2 in flight: still nothing.
-        t.observe(
+        t.observe(&answer(
             t0,
             t0 + MS,
             StatusCode::OK,
             Some(&headers(10, 2, 2 * S, None)),
-        );
+        ));
         assert!(t.check(t0 + MS).is_err());
         // A failed attempt gives its unit back.
         t.release();
@@ -783,18 +699,18 @@ mod tests {
         let mut t = tracker();
         send(&mut t, t0);
         send(&mut t, t0 + MS);
-        t.observe(
+        t.observe(&answer(
             t0 + MS,
             t0 + 5 * MS,
             StatusCode::OK,
             Some(&headers(10, 4, 2 * S, None)),
-        );
-        t.observe(
+        ));
+        t.observe(&answer(
             t0,
             t0 + 6 * MS,
             StatusCode::OK,
             Some(&headers(10, 5, 2 * S, None)),
-        );
+        ));
         assert_eq!(t.snapshot(t0 + 6 * MS).remaining, Some(4));
     }
 
@@ -804,7 +720,12 @@ mod tests {
         let mut t = tracker();
         t.set_share(2);
         send(&mut t, t0);
-        t.observe(t0, t0, StatusCode::OK, Some(&headers(20, 4, 2 * S, None)));
+        t.observe(&answer(
+            t0,
+            t0,
+            StatusCode::OK,
+            Some(&headers(20, 4, 2 * S, None)),
+        ));
         // The window resets at t0 + 2 s: this replica's part is 10, but the fleet may have
         // spent the new window already: one request, then its answer.
         send(&mut t, t0 + 2 * S);
@@ -814,12 +735,12 @@ mod tests {
             "one, not half of 10"
         );
         let answered = t0 + 2 * S + 10 * MS;
-        t.observe(
+        t.observe(&answer(
             t0 + 2 * S,
             answered,
             StatusCode::OK,
             Some(&headers(20, 19, 2 * S - 10 * MS, None)),
-        );
+        ));
         assert_eq!(t.check(answered), Ok(()), "confirmed: the part goes");
     }
 
@@ -828,7 +749,12 @@ mod tests {
         let t0 = Instant::now();
         let mut t = tracker();
         send(&mut t, t0);
-        t.observe(t0, t0, StatusCode::OK, Some(&headers(20, 1, 2 * S, None)));
+        t.observe(&answer(
+            t0,
+            t0,
+            StatusCode::OK,
+            Some(&headers(20, 1, 2 * S, None)),
+        ));
         send(&mut t, t0 + 1500 * MS);
         // The window resets at t0 + 2 s: the full quota is back, but until an answer of the
         // new window confirms the limit only a first wave of half of it goes (the request
@@ -841,22 +767,22 @@ mod tests {
         // The request sent at t0 + 1.5 s answers late, from the old window: its "0 left" is
         // ignored (it neither spends the new window nor confirms it), and its unit comes back.
         let late = t0 + 2 * S + 10 * MS;
-        t.observe(
+        t.observe(&answer(
             t0 + 1500 * MS,
             late,
             StatusCode::OK,
             Some(&headers(20, 0, Duration::ZERO, None)),
-        );
+        ));
         assert_eq!(t.snapshot(late).remaining, Some(11));
         send(&mut t, late);
         assert_eq!(t.check(late), Err(Wait::Response), "still the first wave");
         // An answer of the new window confirms the limit: the rest may go.
-        t.observe(
+        t.observe(&answer(
             t0 + 2 * S,
             late,
             StatusCode::OK,
             Some(&headers(20, 19, 2 * S - 10 * MS, None)),
-        );
+        ));
         for _ in 0..10 {
             send(&mut t, late);
         }
@@ -871,7 +797,12 @@ mod tests {
         let t0 = Instant::now();
         let mut t = tracker();
         send(&mut t, t0);
-        t.observe(t0, t0, StatusCode::OK, Some(&headers(20, 0, 2 * S, None)));
+        t.observe(&answer(
+            t0,
+            t0,
+            StatusCode::OK,
+            Some(&headers(20, 0, 2 * S, None)),
+        ));
         let next = t0 + 2 * S;
         // The supplier halved its quota to 10: only half the last learned limit goes.
         for _ in 0..10 {
@@ -879,21 +810,21 @@ mod tests {
         }
         assert_eq!(t.check(next), Err(Wait::Response));
         // The first answer says 10 per window, 9 left: 9 are already out, nothing more.
-        t.observe(
+        t.observe(&answer(
             next,
             next + MS,
             StatusCode::OK,
             Some(&headers(10, 9, 2 * S - MS, None)),
-        );
+        ));
         assert!(t.check(next + MS).is_err(), "no overshoot");
         assert_eq!(t.snapshot(next + MS).limit, Some(10));
         for _ in 0..9 {
-            t.observe(
+            t.observe(&answer(
                 next,
                 next + 2 * MS,
                 StatusCode::OK,
                 Some(&headers(10, 0, 2 * S - 2 * MS, None)),
-            );
+            ));
         }
         // The window length was learned from the two resets: at the next one, half of 10
         // goes at once, the rest from half the window on.
@@ -911,12 +842,12 @@ mod tests {
         let mut t = tracker();
         send(&mut t, t0);
         // Its answer took 1.5 s of a 2 s window: no answer can confirm a new window in time.
-        t.observe(
+        t.observe(&answer(
             t0,
             t0 + 1500 * MS,
             StatusCode::OK,
             Some(&headers(20, 0, 500 * MS, Some(2 * S))),
-        );
+        ));
         let next = t0 + 2 * S;
         for _ in 0..20 {
             send(&mut t, next);
@@ -931,7 +862,7 @@ mod tests {
         send(&mut t, t0);
         let mut obs = QuotaObservation::new(Source::Shopify);
         obs.bucket = Some(LeakyBucket { used: 1, size: 1 });
-        t.observe(t0, t0, StatusCode::OK, Some(&obs));
+        t.observe(&answer(t0, t0, StatusCode::OK, Some(&obs)));
         assert_eq!(
             t.check(t0),
             Err(Wait::Until(t0 + 500 * MS)),
@@ -946,7 +877,12 @@ mod tests {
         let t0 = Instant::now();
         let mut t = tracker();
         send(&mut t, t0);
-        t.observe(t0, t0, StatusCode::OK, Some(&headers(5, 4, 4 * S, None)));
+        t.observe(&answer(
+            t0,
+            t0,
+            StatusCode::OK,
+            Some(&headers(5, 4, 4 * S, None)),
+        ));
         for _ in 0..4 {
             send(&mut t, t0 + MS);
         }
@@ -973,13 +909,18 @@ mod tests {
         }
         for i in 0..8 {
             t.paused_until = None;
-            t.observe(t0, t0 + (i + 1) * MS, StatusCode::TOO_MANY_REQUESTS, None);
+            t.observe(&answer(
+                t0,
+                t0 + (i + 1) * MS,
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+            ));
         }
         assert_eq!(t.consecutive_limited, 1, "one burst, one level");
         // A request sent after the pause that meets another 429 raises it.
         t.paused_until = None;
         send(&mut t, t0 + S);
-        t.observe(t0 + S, t0 + S, StatusCode::TOO_MANY_REQUESTS, None);
+        t.observe(&answer(t0 + S, t0 + S, StatusCode::TOO_MANY_REQUESTS, None));
         assert_eq!(t.consecutive_limited, 2);
     }
 
@@ -993,14 +934,14 @@ mod tests {
             used: u64::MAX,
             size: 40,
         });
-        t.observe(t0, t0, StatusCode::OK, Some(&obs));
+        t.observe(&answer(t0, t0, StatusCode::OK, Some(&obs)));
         match t.check(t0) {
             Ok(()) => {}
             Err(Wait::Until(at)) => assert!(at - t0 <= 30 * S, "{:?}", at - t0),
             Err(Wait::Response) => panic!("nothing in flight to wait for"),
         }
         obs.bucket = Some(LeakyBucket { used: 0, size: 40 });
-        t.observe(t0, t0 + S, StatusCode::OK, Some(&obs));
+        t.observe(&answer(t0, t0 + S, StatusCode::OK, Some(&obs)));
         assert_eq!(t.check(t0 + S), Ok(()));
     }
 
@@ -1009,12 +950,12 @@ mod tests {
         let t0 = Instant::now();
         let mut t = tracker();
         send(&mut t, t0);
-        t.observe(
+        t.observe(&answer(
             t0,
             t0,
             StatusCode::OK,
             Some(&headers(20, 0, 2 * S, Some(2 * S))),
-        );
+        ));
         assert_eq!(t.check(t0 + S), Err(Wait::Until(t0 + 2 * S)));
         assert_eq!(t.check(t0 + 2 * S), Ok(()));
         assert_eq!(t.snapshot(t0 + 2 * S).remaining, Some(20));
@@ -1036,7 +977,7 @@ mod tests {
         let mut obs = QuotaObservation::new(Source::RetryAfter);
         obs.retry_after = Some(3600 * S);
         obs.rate_limited = true;
-        let until = t.observe(t0, t0, StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        let until = t.observe(&answer(t0, t0, StatusCode::TOO_MANY_REQUESTS, Some(&obs)));
         assert_eq!(until, Some(t0 + 30 * S), "capped by retry.max_delay");
         assert_eq!(t.check(t0 + 29 * S), Err(Wait::Until(t0 + 30 * S)));
         assert_eq!(
@@ -1048,7 +989,7 @@ mod tests {
         let mut t = tracker();
         send(&mut t, t0);
         obs.retry_after = Some(3 * S);
-        let until = t.observe(t0, t0, StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        let until = t.observe(&answer(t0, t0, StatusCode::TOO_MANY_REQUESTS, Some(&obs)));
         assert_eq!(until, Some(t0 + 3 * S));
         assert_eq!(t.paused_until(t0 + S), Some(t0 + 3 * S));
     }
@@ -1061,18 +1002,17 @@ mod tests {
             let now = t0 + Duration::from_secs(u64::from(n) * 60);
             t.paused_until = None;
             send(&mut t, now);
-            let until = t
-                .observe(now, now, StatusCode::TOO_MANY_REQUESTS, None)
-                .expect("paused");
+            // The jitter is passed in: at 1.0 the pause is the whole ceiling.
+            let bare = Answer {
+                jitter: 1.0,
+                ..answer(now, now, StatusCode::TOO_MANY_REQUESTS, None)
+            };
+            let until = t.observe(&bare).expect("paused");
             let ceiling = backoff::ceiling(n, 200 * MS, 30 * S);
-            assert!(
-                until - now <= ceiling,
-                "n = {n}: {:?} > {ceiling:?}",
-                until - now
-            );
+            assert_eq!(until - now, ceiling, "n = {n}");
         }
         send(&mut t, t0 + 3600 * S);
-        t.observe(t0 + 3600 * S, t0 + 3600 * S, StatusCode::OK, None);
+        t.observe(&answer(t0 + 3600 * S, t0 + 3600 * S, StatusCode::OK, None));
         assert_eq!(t.consecutive_limited, 0, "a success resets the backoff");
     }
 
@@ -1084,14 +1024,19 @@ mod tests {
         for i in 0..5 {
             let now = t0 + i * 10 * MS;
             send(&mut t, now);
-            t.observe(now, now + MS, StatusCode::OK, None);
+            t.observe(&answer(now, now + MS, StatusCode::OK, None));
         }
         send(&mut t, t0 + 50 * MS);
         let mut obs = QuotaObservation::new(Source::RetryAfter);
         obs.retry_after = Some(2 * S);
         obs.rate_limited = true;
         let at = t0 + 60 * MS;
-        t.observe(t0 + 50 * MS, at, StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        t.observe(&answer(
+            t0 + 50 * MS,
+            at,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&obs),
+        ));
         let snap = t.snapshot(at);
         assert_eq!(snap.limit, Some(5));
         assert_eq!(snap.source, Some("inferred"));
@@ -1100,7 +1045,7 @@ mod tests {
         // The next window: exactly the inferred limit.
         for _ in 0..5 {
             send(&mut t, end);
-            t.observe(end, end + MS, StatusCode::OK, None);
+            t.observe(&answer(end, end + MS, StatusCode::OK, None));
         }
         // Nothing says yet when this window ends: one probe a second later...
         let probe = end + MS + S;
@@ -1109,12 +1054,17 @@ mod tests {
         assert!(t.check(probe).is_err(), "one probe at a time");
         // ...meets the 429 that dates the window, which started at a known boundary.
         obs.retry_after = Some(999 * MS);
-        t.observe(probe, probe, StatusCode::TOO_MANY_REQUESTS, Some(&obs));
+        t.observe(&answer(
+            probe,
+            probe,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&obs),
+        ));
         let end2 = probe + 999 * MS;
         assert_eq!(t.snapshot(probe).limit, Some(5));
         for _ in 0..5 {
             send(&mut t, end2);
-            t.observe(end2, end2 + MS, StatusCode::OK, None);
+            t.observe(&answer(end2, end2 + MS, StatusCode::OK, None));
         }
         assert_eq!(
             t.check(end2 + MS),
@@ -1130,7 +1080,7 @@ mod tests {
         send(&mut t, t0);
         let mut obs = QuotaObservation::new(Source::Shopify);
         obs.bucket = Some(LeakyBucket { used: 39, size: 40 });
-        t.observe(t0, t0, StatusCode::OK, Some(&obs));
+        t.observe(&answer(t0, t0, StatusCode::OK, Some(&obs)));
         assert_eq!(
             t.check(t0),
             Err(Wait::Until(t0 + Duration::from_millis(500))),
@@ -1138,7 +1088,7 @@ mod tests {
         );
         assert_eq!(t.check(t0 + S), Ok(()));
         obs.bucket = Some(LeakyBucket { used: 10, size: 40 });
-        t.observe(t0, t0 + S, StatusCode::OK, Some(&obs));
+        t.observe(&answer(t0, t0 + S, StatusCode::OK, Some(&obs)));
         assert_eq!(t.check(t0 + S), Ok(()));
     }
 }

@@ -5,16 +5,15 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use http::StatusCode;
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::grant::{Grant, Reservation};
 use super::queue::{Entry, Position, Priority, Queue};
 use crate::lock;
-use crate::quota::observation::QuotaObservation;
+use crate::quota::model::Wait;
 use crate::quota::state::{Ask, QuotaState, TrackerKey};
-use crate::quota::tracker::{Snapshot, Wait};
+use crate::quota::tracker::{Answer, Snapshot};
 use crate::store::{QuotaStore, RedisQuota};
 
 /// Why a request was not scheduled.
@@ -378,20 +377,18 @@ impl Shared {
         &self,
         key: &TrackerKey,
         route: &str,
-        sent_at: Instant,
-        now: Instant,
-        status: StatusCode,
-        observation: Option<&QuotaObservation>,
+        answer: &Answer<'_>,
     ) -> (Option<Instant>, TrackerKey) {
         self.change_quota(|quota| {
-            let observed = quota.observe_at(key, route, sent_at, now, status, observation);
+            let observed = quota.observe_at(key, route, answer);
+            let observation = answer.observation;
             tracing::trace!(
-                status = status.as_u16(),
+                status = answer.status.as_u16(),
                 observed_remaining = observation.and_then(|o| o.remaining),
                 observed_reset_ms = observation
                     .and_then(|o| o.reset_after)
                     .map(|d| d.as_millis() as u64),
-                quota = ?quota.snapshot(now),
+                quota = ?quota.snapshot(answer.received_at),
                 "observed"
             );
             observed

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::dispatch::Shared;
 use crate::quota::observation::QuotaObservation;
 use crate::quota::state::TrackerKey;
+use crate::quota::tracker::Answer;
 use crate::store::{Outcome, Settlement};
 
 /// A unit of quota taken for one attempt. It ends one of three ways:
@@ -90,9 +91,14 @@ impl Reservation {
     ) -> Option<Instant> {
         self.done = true;
         let now = Instant::now();
-        let (pause, target) =
-            self.shared
-                .observe(&self.key, route, self.sent_at, now, status, observation);
+        let answer = Answer {
+            sent_at: self.sent_at,
+            received_at: now,
+            status,
+            observation,
+            jitter: rand::random(),
+        };
+        let (pause, target) = self.shared.observe(&self.key, route, &answer);
         self.settle_fleet(
             Some(target),
             route,

@@ -27,9 +27,10 @@ use tokio::time::Instant;
 pub use fleet::Fleet;
 pub use redis_quota::RedisQuota;
 
+use crate::quota::model::Wait;
 use crate::quota::observation::QuotaObservation;
 use crate::quota::state::{QuotaState, TrackerKey};
-use crate::quota::tracker::{Snapshot, Wait};
+use crate::quota::tracker::{Answer, Snapshot};
 
 /// What a reservation asked for got.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,16 +192,14 @@ impl QuotaStore for LocalStore {
                     status,
                     observation,
                 } => {
-                    state
-                        .observe_at(
-                            &s.key,
-                            &s.route,
-                            s.sent_at,
-                            *received_at,
-                            *status,
-                            observation.as_ref(),
-                        )
-                        .0
+                    let answer = Answer {
+                        sent_at: s.sent_at,
+                        received_at: *received_at,
+                        status: *status,
+                        observation: observation.as_ref(),
+                        jitter: rand::random(),
+                    };
+                    state.observe_at(&s.key, &s.route, &answer).0
                 }
                 Outcome::Spent => {
                     state.spend(&s.key, s.sent_at);

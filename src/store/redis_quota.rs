@@ -22,9 +22,10 @@ use super::fleet::Fleet;
 use super::{Outcome, QuotaStore, Reserved, Settlement, StoreError};
 use crate::config::LimitConfig;
 use crate::lock;
+use crate::quota::model::Wait;
 use crate::quota::observation::Source;
 use crate::quota::state::TrackerKey;
-use crate::quota::tracker::{Snapshot, TrackerConfig, Wait};
+use crate::quota::tracker::{Snapshot, TrackerConfig};
 
 /// Largest count sent to the script: Lua numbers are doubles.
 const MAX_COUNT: u64 = 1 << 53;
