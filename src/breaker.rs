@@ -21,7 +21,7 @@ const HALF_OPEN_RETRY: Duration = Duration::from_secs(1);
 
 /// A breaker state as the admin API names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub enum Phase {
     /// Requests flow.
     Closed,
     /// Refusing until the instant, then half-open.
@@ -35,7 +35,7 @@ pub enum State {
     ForcedOpen,
 }
 
-impl State {
+impl Phase {
     /// `closed`, `open`, `half_open`, `forced_open`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -59,7 +59,7 @@ impl State {
 
 /// How an attempt ended, for the breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Verdict {
     /// An answer that shows the upstream works (2xx, 3xx, 4xx including 429).
     Success,
     /// 5xx, connection error, timeout.
@@ -80,7 +80,7 @@ pub struct Admission {
 #[derive(Debug, Clone)]
 pub struct Breaker {
     config: BreakerConfig,
-    state: State,
+    state: Phase,
     consecutive_failures: u32,
     /// Recent calls (when the failure-rate rule is on).
     calls: VecDeque<(Instant, bool)>,
@@ -94,7 +94,7 @@ impl Breaker {
     pub fn new(config: BreakerConfig) -> Self {
         Self {
             config,
-            state: State::Closed,
+            state: Phase::Closed,
             consecutive_failures: 0,
             calls: VecDeque::new(),
             probes_out: 0,
@@ -103,10 +103,10 @@ impl Breaker {
     }
 
     /// The state at `now` (an open breaker whose time is up reads half-open).
-    pub fn state(&mut self, now: Instant) -> State {
-        if let State::Open { until } = self.state {
+    pub fn state(&mut self, now: Instant) -> Phase {
+        if let Phase::Open { until } = self.state {
             if now >= until {
-                self.state = State::HalfOpen;
+                self.state = Phase::HalfOpen;
                 self.probes_out = 0;
                 self.round = self.round.wrapping_add(1);
             }
@@ -115,27 +115,27 @@ impl Breaker {
     }
 
     /// The state as last changed, without moving an expired open breaker to half-open.
-    pub fn current(&self) -> State {
+    pub fn current(&self) -> Phase {
         self.state
     }
 
     /// May an attempt go at `now`? `Err` carries the Retry-After, when known.
     pub fn admit(&mut self, now: Instant) -> Result<Admission, Option<Duration>> {
         match self.state(now) {
-            State::Closed => Ok(Admission {
+            Phase::Closed => Ok(Admission {
                 probe: false,
                 round: self.round,
             }),
-            State::Open { until } => Err(Some(until - now)),
-            State::ForcedOpen => Err(None),
-            State::HalfOpen if self.probes_out < self.config.half_open_probes => {
+            Phase::Open { until } => Err(Some(until - now)),
+            Phase::ForcedOpen => Err(None),
+            Phase::HalfOpen if self.probes_out < self.config.half_open_probes => {
                 self.probes_out += 1;
                 Ok(Admission {
                     probe: true,
                     round: self.round,
                 })
             }
-            State::HalfOpen => Err(Some(HALF_OPEN_RETRY)),
+            Phase::HalfOpen => Err(Some(HALF_OPEN_RETRY)),
         }
     }
 
@@ -144,11 +144,11 @@ impl Breaker {
         &mut self,
         now: Instant,
         admission: Admission,
-        outcome: Outcome,
-    ) -> Option<State> {
+        outcome: Verdict,
+    ) -> Option<Phase> {
         let before = self.state(now);
         self.give_back(admission);
-        let failed = outcome == Outcome::Failure;
+        let failed = outcome == Verdict::Failure;
         self.consecutive_failures = if failed {
             self.consecutive_failures.saturating_add(1)
         } else {
@@ -165,14 +165,14 @@ impl Breaker {
             }
         }
         match before {
-            State::HalfOpen if admission.probe => {
+            Phase::HalfOpen if admission.probe => {
                 if failed {
                     self.open(now);
                 } else {
                     self.close();
                 }
             }
-            State::Closed if failed && self.should_open() => self.open(now),
+            Phase::Closed if failed && self.should_open() => self.open(now),
             _ => {}
         }
         (self.state != before).then_some(self.state)
@@ -192,7 +192,7 @@ impl Breaker {
 
     /// An operator's trip: forced open until [`Breaker::reset`].
     pub fn trip(&mut self) {
-        self.state = State::ForcedOpen;
+        self.state = Phase::ForcedOpen;
     }
 
     /// An operator's reset: closed, counters cleared.
@@ -216,14 +216,14 @@ impl Breaker {
     }
 
     fn open(&mut self, now: Instant) {
-        self.state = State::Open {
+        self.state = Phase::Open {
             until: now + self.config.open_for,
         };
         self.probes_out = 0;
     }
 
     fn close(&mut self) {
-        self.state = State::Closed;
+        self.state = Phase::Closed;
         self.consecutive_failures = 0;
         self.calls.clear();
         self.probes_out = 0;
@@ -247,7 +247,7 @@ mod tests {
         }
     }
 
-    fn call(b: &mut Breaker, now: Instant, outcome: Outcome) -> Option<State> {
+    fn call(b: &mut Breaker, now: Instant, outcome: Verdict) -> Option<Phase> {
         let admission = b.admit(now).expect("admitted");
         b.record(now, admission, outcome)
     }
@@ -256,27 +256,27 @@ mod tests {
     fn consecutive_failures_open_then_half_open_then_close() {
         let t0 = Instant::now();
         let mut b = Breaker::new(config(None));
-        assert_eq!(call(&mut b, t0, Outcome::Failure), None);
+        assert_eq!(call(&mut b, t0, Verdict::Failure), None);
         assert_eq!(
-            call(&mut b, t0, Outcome::Success),
+            call(&mut b, t0, Verdict::Success),
             None,
             "a success resets the count"
         );
-        call(&mut b, t0, Outcome::Failure);
-        call(&mut b, t0, Outcome::Failure);
+        call(&mut b, t0, Verdict::Failure);
+        call(&mut b, t0, Verdict::Failure);
         assert_eq!(
-            call(&mut b, t0, Outcome::Failure),
-            Some(State::Open { until: t0 + 30 * S })
+            call(&mut b, t0, Verdict::Failure),
+            Some(Phase::Open { until: t0 + 30 * S })
         );
         assert_eq!(b.admit(t0 + 10 * S), Err(Some(20 * S)));
         // After open_for: one probe goes, the others wait.
         let probe = b.admit(t0 + 30 * S).expect("probe");
         assert!(probe.probe);
-        assert_eq!(b.state(t0 + 30 * S), State::HalfOpen);
+        assert_eq!(b.state(t0 + 30 * S), Phase::HalfOpen);
         assert_eq!(b.admit(t0 + 30 * S), Err(Some(HALF_OPEN_RETRY)));
         assert_eq!(
-            b.record(t0 + 31 * S, probe, Outcome::Success),
-            Some(State::Closed)
+            b.record(t0 + 31 * S, probe, Verdict::Success),
+            Some(Phase::Closed)
         );
     }
 
@@ -285,12 +285,12 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new(config(None));
         for _ in 0..3 {
-            call(&mut b, t0, Outcome::Failure);
+            call(&mut b, t0, Verdict::Failure);
         }
         let probe = b.admit(t0 + 30 * S).expect("probe");
         assert_eq!(
-            b.record(t0 + 31 * S, probe, Outcome::Failure),
-            Some(State::Open { until: t0 + 61 * S })
+            b.record(t0 + 31 * S, probe, Verdict::Failure),
+            Some(Phase::Open { until: t0 + 61 * S })
         );
     }
 
@@ -300,15 +300,15 @@ mod tests {
         let mut b = Breaker::new(config(Some(0.5)));
         for i in 0..9 {
             let outcome = if i % 2 == 0 {
-                Outcome::Failure
+                Verdict::Failure
             } else {
-                Outcome::Success
+                Verdict::Success
             };
             assert_eq!(call(&mut b, t0, outcome), None, "under min_calls");
         }
         assert_eq!(
-            call(&mut b, t0, Outcome::Failure),
-            Some(State::Open { until: t0 + 30 * S }),
+            call(&mut b, t0, Verdict::Failure),
+            Some(Phase::Open { until: t0 + 30 * S }),
             "6 of 10 failed"
         );
     }
@@ -318,15 +318,15 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new(config(Some(0.5)));
         for _ in 0..2 {
-            call(&mut b, t0, Outcome::Failure);
-            call(&mut b, t0, Outcome::Success);
+            call(&mut b, t0, Verdict::Failure);
+            call(&mut b, t0, Verdict::Success);
         }
         // 61 s later the old failures no longer count.
         for _ in 0..9 {
-            assert_eq!(call(&mut b, t0 + 61 * S, Outcome::Success), None);
+            assert_eq!(call(&mut b, t0 + 61 * S, Verdict::Success), None);
         }
         assert_eq!(
-            call(&mut b, t0 + 61 * S, Outcome::Failure),
+            call(&mut b, t0 + 61 * S, Verdict::Failure),
             None,
             "1 of 10 failed"
         );
@@ -337,12 +337,12 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new(config(None));
         for _ in 0..3 {
-            call(&mut b, t0, Outcome::Failure);
+            call(&mut b, t0, Verdict::Failure);
         }
         let old = b.admit(t0 + 30 * S).expect("probe");
         b.reset();
         for _ in 0..3 {
-            call(&mut b, t0 + 31 * S, Outcome::Failure);
+            call(&mut b, t0 + 31 * S, Verdict::Failure);
         }
         let current = b.admit(t0 + 61 * S).expect("a probe of the new period");
         assert!(current.probe);
@@ -364,7 +364,7 @@ mod tests {
         assert_eq!(b.admit(t0 + 3600 * S), Err(None), "forced open has no end");
         assert_eq!(b.state(t0).gauge(), 3);
         b.reset();
-        assert_eq!(b.state(t0), State::Closed);
+        assert_eq!(b.state(t0), Phase::Closed);
         assert!(b.admit(t0).is_ok());
     }
 }

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 pub mod defaults;
 mod document;
 mod keys;
@@ -132,7 +134,24 @@ pub struct QuotaConfig {
 
 /// `reset_format` of `[upstream.quota]`: how a numeric rate-limit reset header
 /// (`X-RateLimit-Reset` and the like) is read; the quota parser's own type.
-pub use crate::quota::observation::ResetFormat;
+/// How to read a numeric reset value (config `quota.reset_format`). Date strings (HTTP-date,
+/// ISO 8601, JavaScript `Date.toString()`) are absolute whatever the format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetFormat {
+    /// The convention's own definition where it has one (IETF `reset`/`t`: delta seconds),
+    /// else by magnitude: below 1e9 delta seconds, 1e9..1e11 epoch seconds, from 1e11 epoch
+    /// milliseconds.
+    #[default]
+    Auto,
+    /// Always delta seconds.
+    Delta,
+    /// Always an epoch: seconds, or milliseconds from 1e11 (year 5138 in seconds).
+    Epoch,
+    /// Always delta milliseconds (`X-Rate-Limit-Reset: 600000`), which no magnitude rule can
+    /// tell from delta seconds.
+    DeltaMs,
+}
 
 /// `partition_by` of `[upstream.quota]`: what splits one upstream's quota into several.
 #[derive(Debug, Clone, PartialEq, Eq)]

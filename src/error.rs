@@ -5,6 +5,9 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Response, StatusCode};
 
+/// Errors a boxed body may carry.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// An error that Headroom answers itself (as opposed to an upstream response it passes on).
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {

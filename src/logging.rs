@@ -29,14 +29,14 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The buffer shared by every thread that logs and the writer thread.
 #[derive(Default)]
-struct Shared {
+struct LogBuffer {
     pending: Mutex<Vec<u8>>,
     wake: Condvar,
     stopped: AtomicBool,
     dropped: AtomicU64,
 }
 
-impl Shared {
+impl LogBuffer {
     fn push(&self, line: &[u8]) {
         let mut pending = crate::lock(&self.pending);
         // Read under the lock the writer checks before it exits: a line is either in the
@@ -93,7 +93,7 @@ impl Shared {
 }
 
 /// What `tracing-subscriber` writes one event through.
-struct LineWriter(Arc<Shared>);
+struct LineWriter(Arc<LogBuffer>);
 
 impl Write for LineWriter {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
@@ -109,7 +109,7 @@ impl Write for LineWriter {
 }
 
 struct Installed {
-    shared: Arc<Shared>,
+    shared: Arc<LogBuffer>,
     /// Lines are JSON (stdout is not a terminal).
     json: bool,
     /// Told when the writer thread has written everything and stopped.
@@ -231,7 +231,7 @@ fn install(default_level: &str) {
     }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(LogBuffer::default());
     let make_writer = {
         let shared = Arc::clone(&shared);
         move || LineWriter(Arc::clone(&shared))

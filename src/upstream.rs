@@ -4,6 +4,10 @@
 //! the circuit breaker, the metric handles) hangs off this one value, which the router hands
 //! to the request path and the admin API.
 
+pub mod target;
+
+use target::TargetBase;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -21,17 +25,17 @@ use http::{HeaderMap, StatusCode};
 
 use tokio::time::Instant;
 
-use crate::breaker::{Admission, Breaker, Outcome, State as BreakerState};
+use crate::breaker::{Admission, Breaker, Phase as BreakerPhase, Verdict};
 use crate::config::UpstreamConfig;
 use crate::metrics::{Metrics, UpstreamHandles};
-use crate::proxy::target::TargetBase;
 use crate::quota::headers;
 use crate::quota::observation::{ParseOptions, QuotaObservation};
 use crate::quota::state::QuotaState;
 use crate::quota::tracker::TrackerConfig;
 use crate::retry::Reason;
 use crate::scheduler::{Scheduler, SchedulerConfig};
-use crate::store::{Fleet, RedisQuota};
+
+use crate::store::{Fleet, Member, RedisQuota};
 
 /// The pooled HTTP(S) client of one upstream.
 pub type HttpClient = Client<Connector, Body>;
@@ -323,7 +327,7 @@ impl Upstream {
     }
 
     /// The breaker's state now.
-    pub fn breaker_state(&self) -> BreakerState {
+    pub fn breaker_state(&self) -> BreakerPhase {
         self.breaker().state(Instant::now())
     }
 
@@ -333,12 +337,12 @@ impl Upstream {
     /// next request probes.
     pub fn breaker_admit(self: &Arc<Self>) -> Result<Admitted, Option<Duration>> {
         let mut breaker = self.breaker();
-        let was_open = matches!(breaker.current(), BreakerState::Open { .. });
+        let was_open = matches!(breaker.current(), BreakerPhase::Open { .. });
         let admitted = breaker.admit(Instant::now());
-        let half_open = was_open && breaker.current() == BreakerState::HalfOpen;
+        let half_open = was_open && breaker.current() == BreakerPhase::HalfOpen;
         drop(breaker);
         if half_open {
-            self.breaker_changed(BreakerState::HalfOpen, "open_for elapsed");
+            self.breaker_changed(BreakerPhase::HalfOpen, "open_for elapsed");
         }
         admitted.map(|admission| Admitted {
             upstream: Arc::clone(self),
@@ -349,26 +353,13 @@ impl Upstream {
     /// An operator's trip: forced open until reset.
     pub fn trip(&self) {
         self.breaker().trip();
-        self.breaker_changed(BreakerState::ForcedOpen, "operator");
+        self.breaker_changed(BreakerPhase::ForcedOpen, "operator");
     }
 
     /// An operator's reset: closed.
     pub fn reset(&self) {
         self.breaker().reset();
-        self.breaker_changed(BreakerState::Closed, "operator");
-    }
-
-    /// An operator's trip (`true`) or reset made on another replica of the fleet. Only
-    /// operator trips travel: each replica opens its breaker on the failures it sees.
-    pub fn apply_fleet_breaker(&self, trip: bool) {
-        let forced = self.breaker().current() == BreakerState::ForcedOpen;
-        if trip && !forced {
-            self.breaker().trip();
-            self.breaker_changed(BreakerState::ForcedOpen, "operator (fleet)");
-        } else if !trip && forced {
-            self.breaker().reset();
-            self.breaker_changed(BreakerState::Closed, "operator (fleet)");
-        }
+        self.breaker_changed(BreakerPhase::Closed, "operator");
     }
 
     /// Tells the fleet's other replicas of an operator's trip or reset done here. Returns
@@ -385,31 +376,21 @@ impl Upstream {
         Some(sent)
     }
 
-    /// An operator's trip (`true`) or reset made here while Redis was away, not yet published.
-    pub fn take_unsent_breaker(&self) -> Option<bool> {
-        crate::lock(&self.unsent_breaker).take()
-    }
-
-    /// Keeps an operator's trip or reset to publish once Redis answers.
-    pub fn keep_unsent_breaker(&self, trip: bool) {
-        *crate::lock(&self.unsent_breaker) = Some(trip);
-    }
-
     /// Where the quota state lives: `local`, `redis` or `degraded`.
     pub fn store_mode(&self) -> &'static str {
         self.scheduler.store_mode()
     }
 
-    fn breaker_changed(&self, state: BreakerState, cause: &'static str) {
+    fn breaker_changed(&self, state: BreakerPhase, cause: &'static str) {
         tracing::warn!(upstream = %self.config.name, state = state.as_str(), cause, "circuit breaker changed state");
         self.metrics
             .breaker_state
             .with_label_values(&[self.name()])
             .set(state.gauge());
         let retry_after = match state {
-            BreakerState::Open { until } => Some(until.saturating_duration_since(Instant::now())),
-            BreakerState::ForcedOpen => None,
-            BreakerState::Closed | BreakerState::HalfOpen => return,
+            BreakerPhase::Open { until } => Some(until.saturating_duration_since(Instant::now())),
+            BreakerPhase::ForcedOpen => None,
+            BreakerPhase::Closed | BreakerPhase::HalfOpen => return,
         };
         self.scheduler
             .reject_waiting(crate::scheduler::Rejected::BreakerOpen { retry_after });
@@ -471,6 +452,48 @@ impl Upstream {
     }
 }
 
+/// The fleet's messages and heartbeats reach an upstream through this.
+impl Member for Upstream {
+    fn name(&self) -> &str {
+        Upstream::name(self)
+    }
+
+    fn wake(&self) {
+        self.scheduler.wake();
+    }
+
+    fn set_share(&self, replicas: u64) {
+        self.scheduler.set_share(replicas);
+    }
+
+    fn rejoined(&self) {
+        self.scheduler.fleet_rejoined();
+    }
+
+    /// An operator's trip (`true`) or reset made on another replica of the fleet. Only
+    /// operator trips travel: each replica opens its breaker on the failures it sees.
+    fn apply_fleet_breaker(&self, trip: bool) {
+        let forced = self.breaker().current() == BreakerPhase::ForcedOpen;
+        if trip && !forced {
+            self.breaker().trip();
+            self.breaker_changed(BreakerPhase::ForcedOpen, "operator (fleet)");
+        } else if !trip && forced {
+            self.breaker().reset();
+            self.breaker_changed(BreakerPhase::Closed, "operator (fleet)");
+        }
+    }
+
+    /// An operator's trip (`true`) or reset made here while Redis was away, not yet published.
+    fn take_unsent_breaker(&self) -> Option<bool> {
+        crate::lock(&self.unsent_breaker).take()
+    }
+
+    /// Keeps an operator's trip or reset to publish once Redis answers.
+    fn keep_unsent_breaker(&self, trip: bool) {
+        *crate::lock(&self.unsent_breaker) = Some(trip);
+    }
+}
+
 /// An attempt the breaker let through; see [`Upstream::breaker_admit`].
 #[derive(Debug)]
 pub struct Admitted {
@@ -485,7 +508,7 @@ impl Admitted {
     }
 
     /// Records the attempt's outcome with the breaker.
-    pub fn record(mut self, outcome: Outcome) {
+    pub fn record(mut self, outcome: Verdict) {
         let Some(admission) = self.admission.take() else {
             return;
         };
@@ -596,7 +619,7 @@ mod tests {
         upstream
             .breaker_admit()
             .expect("closed")
-            .record(Outcome::Failure);
+            .record(Verdict::Failure);
         assert!(upstream.breaker_admit().is_err(), "open");
         tokio::time::advance(Duration::from_secs(1)).await;
         let probe = upstream.breaker_admit().expect("half-open: a probe");
@@ -605,7 +628,7 @@ mod tests {
         drop(probe);
         let next = upstream.breaker_admit().expect("the place came back");
         assert!(next.is_probe());
-        next.record(Outcome::Success);
-        assert_eq!(upstream.breaker_state(), BreakerState::Closed);
+        next.record(Verdict::Success);
+        assert_eq!(upstream.breaker_state(), BreakerPhase::Closed);
     }
 }

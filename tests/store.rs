@@ -13,7 +13,7 @@ use headroom::quota::model::Wait;
 use headroom::quota::state::{QuotaState, TrackerKey};
 use headroom::quota::tracker::TrackerConfig;
 use headroom::quota::{QuotaObservation, Source};
-use headroom::store::{Fleet, LocalStore, Outcome, QuotaStore, RedisQuota, Settlement};
+use headroom::store::{Fleet, LocalStore, QuotaStore, RedisQuota, Settled, Settlement};
 use http::StatusCode;
 use support::redis::RedisServer;
 use tokio::time::Instant;
@@ -157,7 +157,7 @@ async fn run<S: QuotaStore>(store: &S, start: Instant, steps: &[Step]) -> Vec<Se
                     route: Arc::from("items"),
                     ticket: t,
                     sent_at: ms(sent),
-                    outcome: Outcome::Answered {
+                    outcome: Settled::Answered {
                         received_at: ms(at),
                         status,
                         observation: obs.map(|o| observation(o, status.as_u16())),
@@ -168,11 +168,11 @@ async fn run<S: QuotaStore>(store: &S, start: Instant, steps: &[Step]) -> Vec<Se
             }
             Step::Spend { ticket, sent } => {
                 let (k, t) = tickets[ticket].clone();
-                settle_plain(store, k, t, ms(sent), Outcome::Spent, ms(sent)).await;
+                settle_plain(store, k, t, ms(sent), Settled::Spent, ms(sent)).await;
             }
             Step::Release { ticket } => {
                 let (k, t) = tickets[ticket].clone();
-                settle_plain(store, k, t, start, Outcome::Released, start).await;
+                settle_plain(store, k, t, start, Settled::Released, start).await;
             }
             Step::Pause { at, key: k, until } => {
                 let settlement = Settlement {
@@ -181,7 +181,7 @@ async fn run<S: QuotaStore>(store: &S, start: Instant, steps: &[Step]) -> Vec<Se
                     route: Arc::from(""),
                     ticket: String::new(),
                     sent_at: ms(at),
-                    outcome: Outcome::Paused { until: ms(until) },
+                    outcome: Settled::Paused { until: ms(until) },
                 };
                 let pauses = store.settle(&[settlement], ms(at)).await.expect("settle");
                 seen.push(Seen::Paused(pauses[0].map(since)));
@@ -200,7 +200,7 @@ async fn settle_plain<S: QuotaStore>(
     key: TrackerKey,
     ticket: String,
     sent_at: Instant,
-    outcome: Outcome,
+    outcome: Settled,
     now: Instant,
 ) {
     let settlement = Settlement {
@@ -629,7 +629,7 @@ async fn a_settlement_sent_twice_counts_once() {
         route: Arc::from("items"),
         ticket: first.tickets[0].clone(),
         sent_at: at(0),
-        outcome: Outcome::Answered {
+        outcome: Settled::Answered {
             received_at: at(10),
             status: StatusCode::OK,
             observation: github(10, 5, 5000).map(|o| observation(o, 200)),
@@ -643,7 +643,7 @@ async fn a_settlement_sent_twice_counts_once() {
         route: Arc::from(""),
         ticket: spent.tickets[0].clone(),
         sent_at: at(20),
-        outcome: Outcome::Spent,
+        outcome: Settled::Spent,
     };
     // The reply to the first was lost (say): the flusher sends the batch again.
     remote

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use headroom::quota::tracker::{Tracker, TrackerConfig};
+use headroom::quota::tracker::{Answer, Tracker, TrackerConfig};
 use headroom::quota::{parse, ParseOptions, ResetFormat};
 use http::StatusCode;
 use libfuzzer_sys::fuzz_target;
@@ -36,7 +36,14 @@ fuzz_target!(|data: &[u8]| {
         let start = Instant::now();
         let _ = tracker.check(start);
         tracker.reserve(start);
-        tracker.observe(start, start + Duration::from_millis(5), status, observation.as_ref());
+        tracker.observe(&Answer {
+            sent_at: start,
+            received_at: start + Duration::from_millis(5),
+            status,
+            observation: observation.as_ref(),
+            // The backoff's random number, from the input too: 0 to 1 (beyond, it is clamped).
+            jitter: f64::from(first.get(2).copied().unwrap_or(0)) / 200.0,
+        });
         for step in 1..4u64 {
             let at = start + Duration::from_secs(step * 3600);
             if tracker.check(at).is_ok() {

@@ -7,7 +7,7 @@
 use headroom::proxy::head_scan::HeadScan;
 use headroom::proxy::headers;
 use headroom::proxy::links;
-use headroom::proxy::target::TargetBase;
+use headroom::upstream::target::TargetBase;
 use headroom::quota::state::route_of;
 use libfuzzer_sys::fuzz_target;
 

@@ -19,9 +19,10 @@ use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use crate::breaker::Outcome;
+use crate::breaker::Verdict;
+use crate::error::BoxError;
 use crate::error::ProxyError;
-use crate::proxy::body::{BodyProgress, BoxError, Progress};
+use crate::proxy::body::{BodyProgress, Progress};
 use crate::proxy::forward;
 use crate::proxy::replay::RequestBody;
 use crate::quota::clock;
@@ -46,12 +47,12 @@ pub struct Attempted {
 /// What a request's attempts came to so far; kept apart from [`Attempted`] so that a waiting
 /// request does not hold room for a response.
 #[derive(Debug, Default, Clone, Copy)]
-struct Tally {
+struct SoFar {
     attempts: u32,
     queue_wait: Duration,
 }
 
-impl Tally {
+impl SoFar {
     /// The request ends with `result` and no slot held.
     fn end(self, result: Result<Response<Incoming>, ProxyError>) -> Attempted {
         self.end_with(result, None)
@@ -262,10 +263,10 @@ impl Sent {
     }
 
     /// This attempt's result, as the request's.
-    fn answer(self, tally: Tally) -> Attempted {
+    fn answer(self, so_far: SoFar) -> Attempted {
         match self {
-            Self::Answered { response, slot, .. } => tally.end_with(Ok(response), Some(slot)),
-            Self::Failed(error) | Self::ClientFault(error) => tally.end(Err(error)),
+            Self::Answered { response, slot, .. } => so_far.end_with(Ok(response), Some(slot)),
+            Self::Failed(error) | Self::ClientFault(error) => so_far.end(Err(error)),
         }
     }
 }
@@ -351,9 +352,9 @@ async fn attempt(attempt: Attempt) -> Sent {
             // it never counts toward opening the breaker.
             let failed = response.status().is_server_error() && !limited;
             admitted.record(if failed {
-                Outcome::Failure
+                Verdict::Failure
             } else {
-                Outcome::Success
+                Verdict::Success
             });
             let pause = reservation.complete(&route, response.status(), observation.as_ref());
             Sent::Answered {
@@ -370,7 +371,7 @@ async fn attempt(attempt: Attempt) -> Sent {
                 drop(admitted);
                 return Sent::ClientFault(error);
             }
-            admitted.record(Outcome::Failure);
+            admitted.record(Verdict::Failure);
             if !failed.written {
                 reservation.release();
             }
@@ -391,34 +392,34 @@ async fn attempt(attempt: Attempt) -> Sent {
 pub fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> impl Future<Output = Attempted> + '_ {
     async move {
         let retry = &upstream.config().retry;
-        let mut tally = Tally::default();
+        let mut so_far = SoFar::default();
         loop {
             let admitted = match upstream.breaker_admit() {
                 Ok(admitted) => admitted,
                 Err(retry_after) => {
                     upstream.note_rejected("breaker_open");
-                    return tally.end(Err(ProxyError::BreakerOpen { retry_after }));
+                    return so_far.end(Err(ProxyError::BreakerOpen { retry_after }));
                 }
             };
             // On every early return, `admitted` drops unused: the breaker's place goes back.
             let grant = match wait_for_grant(upstream, &mut plan).await {
                 Ok(grant) => grant,
-                Err(error) => return tally.end(Err(error)),
+                Err(error) => return so_far.end(Err(error)),
             };
             let queue_wait = grant.queue_wait;
-            tally.queue_wait += queue_wait;
+            so_far.queue_wait += queue_wait;
             let (reservation, slot) = grant.into_parts();
             let body = match plan.body.ready(&plan.progress).await {
                 Ok(body) => body,
                 Err(error) => {
                     // The client's fault, before anything was sent: the breaker's place and
                     // the quota unit go back (both guards drop unused).
-                    return tally.end(Err(error));
+                    return so_far.end(Err(error));
                 }
             };
-            tally.attempts += 1;
+            so_far.attempts += 1;
             let tries = Tries {
-                sent: tally.attempts,
+                sent: so_far.attempts,
                 repeatable: plan.safe_to_repeat && body.replayable(),
                 deadline: plan.deadline,
             };
@@ -437,10 +438,10 @@ pub fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> impl Future<Output = Att
 
             let now = Instant::now();
             match retry::decide(retry, tries, sent.ended(), now, rand::random()) {
-                Next::Answer => return sent.answer(tally),
+                Next::Answer => return sent.answer(so_far),
                 Next::GiveUp { retry_after } => {
                     upstream.note_rejected("queue_timeout");
-                    return tally.end(Err(ProxyError::QueueTimeout { retry_after }));
+                    return so_far.end(Err(ProxyError::QueueTimeout { retry_after }));
                 }
                 Next::Requeue { paused_for } => {
                     // The next grant waits for the quota's pause.
@@ -457,7 +458,7 @@ pub fn run(upstream: &Arc<Upstream>, mut plan: Plan) -> impl Future<Output = Att
                         () = tokio::time::sleep(delay) => {}
                         () = plan.drain.answer_by() => {
                             upstream.note_rejected("shutting_down");
-                            return tally.end(Err(ProxyError::ShuttingDown { retry_after: SHUTDOWN_RETRY }));
+                            return so_far.end(Err(ProxyError::ShuttingDown { retry_after: SHUTDOWN_RETRY }));
                         }
                     }
                 }

@@ -10,8 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-/// Errors a boxed body may carry.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::error::BoxError;
 
 /// The request body went past `server.max_request_body`.
 #[derive(Debug, thiserror::Error)]

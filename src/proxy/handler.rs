@@ -72,7 +72,7 @@ pub struct Proxy {
 }
 
 /// What happened to one request before its response started.
-struct Outcome {
+struct Forwarded {
     upstream: Option<Arc<Upstream>>,
     result: Result<Response<Incoming>, ProxyError>,
     attempts: u32,
@@ -82,7 +82,7 @@ struct Outcome {
     body_read: bool,
 }
 
-impl Outcome {
+impl Forwarded {
     fn refused(upstream: Option<Arc<Upstream>>, error: ProxyError) -> Self {
         Self {
             upstream,
@@ -165,7 +165,7 @@ impl Proxy {
                     .internal_errors
                     .with_label_values(&[crate::metrics::NO_UPSTREAM])
                     .inc();
-                Outcome::refused(None, ProxyError::Internal("the request path failed"))
+                Forwarded::refused(None, ProxyError::Internal("the request path failed"))
             }
         };
 
@@ -244,10 +244,10 @@ impl Proxy {
         request_id: &HeaderValue,
         started: Instant,
         read_end: Arc<ReadEnd>,
-    ) -> Outcome {
+    ) -> Forwarded {
         if read_end.take_ambiguous_length() {
             // RFC 9112 6.3: likely request smuggling; refused, and the connection closed.
-            return Outcome::refused(
+            return Forwarded::refused(
                 None,
                 ProxyError::BadRequest(
                     "a request with both Content-Length and Transfer-Encoding".into(),
@@ -255,15 +255,15 @@ impl Proxy {
             );
         }
         if let Err(error) = self.admit(&request) {
-            return Outcome::refused(None, error);
+            return Forwarded::refused(None, error);
         }
         let Some((upstream, rest)) = self.router.route(request.uri().path()) else {
-            return Outcome::refused(None, ProxyError::NoRoute);
+            return Forwarded::refused(None, ProxyError::NoRoute);
         };
         let upstream = Arc::clone(upstream);
         let uri = match upstream.target().uri(rest, request.uri().query()) {
             Ok(uri) => uri,
-            Err(error) => return Outcome::refused(Some(upstream), error),
+            Err(error) => return Forwarded::refused(Some(upstream), error),
         };
         let route: Arc<str> = Arc::from(route_of(rest));
 
@@ -300,7 +300,7 @@ impl Proxy {
             drain: Arc::clone(&self.drain),
         };
         let attempted = Box::pin(attempts::run(&upstream, plan)).await;
-        Outcome {
+        Forwarded {
             upstream: Some(upstream),
             result: attempted.result,
             attempts: attempted.attempts,

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
-use crate::proxy::body::BoxError;
+use crate::error::BoxError;
 use crate::proxy::head_scan::HeadScan;
 
 /// A deadline armed only when needed and disarmed when no longer: its timer is made the

@@ -12,7 +12,6 @@ pub mod idle;
 pub mod links;
 pub mod replay;
 pub mod router;
-pub mod target;
 
 pub use handler::Proxy;
 pub use router::Router;

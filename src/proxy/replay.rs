@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
 
-use crate::proxy::body::BoxError;
+use crate::error::BoxError;
 
 /// A request body, ready to be sent once or several times.
 #[derive(Debug)]

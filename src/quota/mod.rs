@@ -11,5 +11,5 @@ pub mod tracker;
 
 pub use headers::parse;
 pub use observation::{
-    HeaderWarning, LeakyBucket, ParseOptions, QuotaObservation, Reason, ResetFormat, Source,
+    HeaderWarning, Ignored, LeakyBucket, ParseOptions, QuotaObservation, ResetFormat, Source,
 };

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+pub use crate::config::ResetFormat;
 
 /// The quota facts one response announced. Every field is what the supplier said, already
 /// normalised (counts floored, durations relative to when the response was produced, every
@@ -165,25 +165,6 @@ impl fmt::Display for Source {
     }
 }
 
-/// How to read a numeric reset value (config `quota.reset_format`). Date strings (HTTP-date,
-/// ISO 8601, JavaScript `Date.toString()`) are absolute whatever the format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResetFormat {
-    /// The convention's own definition where it has one (IETF `reset`/`t`: delta seconds),
-    /// else by magnitude: below 1e9 delta seconds, 1e9..1e11 epoch seconds, from 1e11 epoch
-    /// milliseconds.
-    #[default]
-    Auto,
-    /// Always delta seconds.
-    Delta,
-    /// Always an epoch: seconds, or milliseconds from 1e11 (year 5138 in seconds).
-    Epoch,
-    /// Always delta milliseconds (`X-Rate-Limit-Reset: 600000`), which no magnitude rule can
-    /// tell from delta seconds.
-    DeltaMs,
-}
-
 /// Options of [`crate::quota::headers::parse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseOptions {
@@ -206,7 +187,7 @@ impl Default for ParseOptions {
 
 /// Why a header value was ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Reason {
+pub enum Ignored {
     /// The value is empty (or only whitespace).
     #[error("empty")]
     Empty,
@@ -236,7 +217,7 @@ pub enum Reason {
     InvalidDate,
 }
 
-impl Reason {
+impl Ignored {
     /// The reason as a static label (bounded, usable as a metric label).
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -261,7 +242,7 @@ pub struct HeaderWarning {
     pub header: &'static str,
     /// The value as received (lossy UTF-8), cut to [`HeaderWarning::MAX_VALUE_CHARS`].
     pub value: String,
-    /// Why it was ignored ([`Reason::as_str`]).
+    /// Why it was ignored ([`Ignored::as_str`]).
     pub reason: &'static str,
 }
 
@@ -271,7 +252,7 @@ impl HeaderWarning {
 
     /// A warning about `raw`, cut to [`Self::MAX_VALUE_CHARS`] characters.
     #[must_use]
-    pub fn new(header: &'static str, raw: &[u8], reason: Reason) -> Self {
+    pub fn new(header: &'static str, raw: &[u8], reason: Ignored) -> Self {
         let value = String::from_utf8_lossy(raw)
             .chars()
             .take(Self::MAX_VALUE_CHARS)

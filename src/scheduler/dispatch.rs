@@ -8,13 +8,13 @@ use std::time::Duration;
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::grant::{Grant, Reservation};
+use super::grant::{Grant, Reservation, Settle};
 use super::queue::{Entry, Position, Priority, Queue};
 use crate::lock;
 use crate::quota::model::Wait;
 use crate::quota::state::{Ask, QuotaState, TrackerKey};
 use crate::quota::tracker::{Answer, Snapshot};
-use crate::store::{QuotaStore, RedisQuota};
+use crate::store::{QuotaStore, RedisQuota, Settlement};
 
 /// Why a request was not scheduled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,14 +83,14 @@ impl Slot {
 }
 
 #[derive(Debug)]
-struct State {
+struct Inner {
     queue: Queue<Slot>,
     /// Requests waiting whose waiter is still there.
     waiting: usize,
     quota: QuotaState,
 }
 
-impl State {
+impl Inner {
     /// Takes `slot`'s request out of the waiting ones; false when its waiter already left
     /// (or it was taken).
     fn take(&mut self, slot: &Slot) -> bool {
@@ -131,7 +131,7 @@ impl State {
 /// What the dispatcher and the waiters share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    state: Mutex<State>,
+    state: Mutex<Inner>,
     wake: Notify,
     slots: Arc<Semaphore>,
     config: SchedulerConfig,
@@ -184,7 +184,7 @@ impl Scheduler {
             tokio::spawn(Arc::clone(remote).run_flusher());
         }
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
+            state: Mutex::new(Inner {
                 queue: Queue::new(config.max_wait),
                 waiting: 0,
                 quota,
@@ -225,7 +225,7 @@ impl Scheduler {
             if state.waiting == 0 && shared.remote().is_none() {
                 if let Ok(slot) = Arc::clone(&shared.slots).try_acquire_owned() {
                     if state.quota.try_reserve(&key, now).is_ok() {
-                        let reservation = Reservation::new(Arc::clone(shared), key, now);
+                        let reservation = Reservation::new(Arc::<Shared>::clone(shared), key, now);
                         return Ok(Grant::new(reservation, slot, Duration::ZERO));
                     }
                 }
@@ -367,32 +367,10 @@ impl Drop for Waiter<'_> {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the counters half-updated in a way
         // worse than stopping the upstream; keep serving.
         lock(&self.state)
-    }
-
-    pub(crate) fn observe(
-        &self,
-        key: &TrackerKey,
-        route: &str,
-        answer: &Answer<'_>,
-    ) -> (Option<Instant>, TrackerKey) {
-        self.change_quota(|quota| {
-            let observed = quota.observe_at(key, route, answer);
-            let observation = answer.observation;
-            tracing::trace!(
-                status = answer.status.as_u16(),
-                observed_remaining = observation.and_then(|o| o.remaining),
-                observed_reset_ms = observation
-                    .and_then(|o| o.reset_after)
-                    .map(|d| d.as_millis() as u64),
-                quota = ?quota.snapshot(answer.received_at),
-                "observed"
-            );
-            observed
-        })
     }
 
     /// The fleet's store, while Redis answers.
@@ -401,16 +379,6 @@ impl Shared {
             .as_ref()
             .filter(|remote| !remote.fleet().is_degraded())
             .cloned()
-    }
-
-    /// Settles a reservation whose request never reached the supplier.
-    pub(crate) fn release(&self, key: &TrackerKey) {
-        self.change_quota(|quota| quota.release(key));
-    }
-
-    /// Settles a reservation whose request reached the supplier but got no answer.
-    pub(crate) fn spend(&self, key: &TrackerKey, sent_at: Instant) {
-        self.change_quota(|quota| quota.spend(key, sent_at));
     }
 
     /// Applies `change` to the quota, then wakes the dispatcher when somebody waits for it.
@@ -430,7 +398,7 @@ impl Shared {
 
     /// How long a request arriving now would likely wait: the pause, plus the queue ahead of
     /// it at the known send rate.
-    fn estimate(&self, state: &mut State, key: &TrackerKey, now: Instant) -> Duration {
+    fn estimate(&self, state: &mut Inner, key: &TrackerKey, now: Instant) -> Duration {
         let paused = state
             .quota
             .paused_until(key, now)
@@ -492,7 +460,7 @@ impl Shared {
             let entry = state.queue.remove(at)?;
             let taken = state.take(&entry.slot);
             drop(state);
-            let reservation = Reservation::new(Arc::clone(self), entry.key, now);
+            let reservation = Reservation::new(Arc::<Self>::clone(self), entry.key, now);
             if taken {
                 // If the waiter left in the meantime the grant comes back here and its drop
                 // gives the slot and the unit back.
@@ -595,7 +563,7 @@ impl Shared {
                 };
                 // Outside the lock: a reservation nobody takes is dropped, which settles it.
                 let reservation =
-                    Reservation::with_ticket(Arc::clone(self), key.clone(), now, ticket);
+                    Reservation::with_ticket(Arc::<Self>::clone(self), key.clone(), now, ticket);
                 match (entry, permit) {
                     (Some(entry), Some(permit)) => {
                         let _ = entry.slot.tx.send(Ok(Grant::new(
@@ -627,6 +595,46 @@ impl Shared {
         entry.slot.state.store(QUEUED, Ordering::Release);
         state.waiting += 1;
         state.queue.push(entry);
+    }
+}
+
+impl Settle for Shared {
+    fn observe(
+        &self,
+        key: &TrackerKey,
+        route: &str,
+        answer: &Answer<'_>,
+    ) -> (Option<Instant>, TrackerKey) {
+        self.change_quota(|quota| {
+            let observed = quota.observe_at(key, route, answer);
+            let observation = answer.observation;
+            tracing::trace!(
+                status = answer.status.as_u16(),
+                observed_remaining = observation.and_then(|o| o.remaining),
+                observed_reset_ms = observation
+                    .and_then(|o| o.reset_after)
+                    .map(|d| d.as_millis() as u64),
+                quota = ?quota.snapshot(answer.received_at),
+                "observed"
+            );
+            observed
+        })
+    }
+
+    /// Settles a reservation whose request never reached the supplier.
+    fn release(&self, key: &TrackerKey) {
+        self.change_quota(|quota| quota.release(key));
+    }
+
+    /// Settles a reservation whose request reached the supplier but got no answer.
+    fn spend(&self, key: &TrackerKey, sent_at: Instant) {
+        self.change_quota(|quota| quota.spend(key, sent_at));
+    }
+
+    fn settle_fleet(&self, settlement: Settlement) {
+        if let Some(remote) = &self.fleet {
+            remote.settle_later(settlement);
+        }
     }
 }
 

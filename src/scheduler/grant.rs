@@ -8,11 +8,33 @@ use http::StatusCode;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use super::dispatch::Shared;
 use crate::quota::observation::QuotaObservation;
 use crate::quota::state::TrackerKey;
 use crate::quota::tracker::Answer;
-use crate::store::{Outcome, Settlement};
+use crate::store::{Settled, Settlement};
+
+/// Where a reservation settles: the quota it was taken from, and the fleet's store when
+/// Redis granted it. A trait, so that a grant needs nothing of the scheduler that hands it
+/// out (the scheduler implements it).
+pub(crate) trait Settle: Send + Sync + std::fmt::Debug {
+    /// Applies the answer to a request reserved on `key`; returns the end of the pause it
+    /// caused, if any, and the key of the quota the answer's facts went to.
+    fn observe(
+        &self,
+        key: &TrackerKey,
+        route: &str,
+        answer: &Answer<'_>,
+    ) -> (Option<Instant>, TrackerKey);
+
+    /// Settles a reservation whose request never reached the supplier.
+    fn release(&self, key: &TrackerKey);
+
+    /// Settles a reservation whose request reached the supplier but got no answer.
+    fn spend(&self, key: &TrackerKey, sent_at: Instant);
+
+    /// Tells the fleet's store how a unit it granted ended (off the request path).
+    fn settle_fleet(&self, settlement: Settlement);
+}
 
 /// A unit of quota taken for one attempt. It ends one of three ways:
 /// - [`Reservation::complete`] with the response: the quota learns from it;
@@ -21,7 +43,7 @@ use crate::store::{Outcome, Settlement};
 ///   supplier counted the request, so the unit stays spent.
 #[derive(Debug)]
 pub struct Reservation {
-    shared: Arc<Shared>,
+    shared: Arc<dyn Settle>,
     key: TrackerKey,
     sent_at: Instant,
     sent: bool,
@@ -31,7 +53,7 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    pub(super) fn new(shared: Arc<Shared>, key: TrackerKey, sent_at: Instant) -> Self {
+    pub(super) fn new(shared: Arc<dyn Settle>, key: TrackerKey, sent_at: Instant) -> Self {
         Self {
             shared,
             key,
@@ -43,7 +65,7 @@ impl Reservation {
     }
 
     pub(super) fn with_ticket(
-        shared: Arc<Shared>,
+        shared: Arc<dyn Settle>,
         key: TrackerKey,
         sent_at: Instant,
         ticket: String,
@@ -54,11 +76,11 @@ impl Reservation {
     }
 
     /// Tells the fleet's store how the unit ended (off the request path).
-    fn settle_fleet(&mut self, target: Option<TrackerKey>, route: &str, outcome: Outcome) {
-        let (Some(ticket), Some(remote)) = (self.ticket.take(), self.shared.fleet.as_ref()) else {
+    fn settle_fleet(&mut self, target: Option<TrackerKey>, route: &str, outcome: Settled) {
+        let Some(ticket) = self.ticket.take() else {
             return;
         };
-        remote.settle_later(Settlement {
+        self.shared.settle_fleet(Settlement {
             target: target.unwrap_or_else(|| self.key.clone()),
             key: self.key.clone(),
             route: route.into(),
@@ -102,7 +124,7 @@ impl Reservation {
         self.settle_fleet(
             Some(target),
             route,
-            Outcome::Answered {
+            Settled::Answered {
                 received_at: now,
                 status,
                 observation: observation.cloned(),
@@ -119,10 +141,10 @@ impl Drop for Reservation {
         }
         if self.sent {
             self.shared.spend(&self.key, self.sent_at);
-            self.settle_fleet(None, "", Outcome::Spent);
+            self.settle_fleet(None, "", Settled::Spent);
         } else {
             self.shared.release(&self.key);
-            self.settle_fleet(None, "", Outcome::Released);
+            self.settle_fleet(None, "", Settled::Released);
         }
     }
 }

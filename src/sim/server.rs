@@ -16,7 +16,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::clock::SimClock;
-use super::service::{Outcome, Sim};
+use super::service::{Reply, Sim};
 use super::stats::Stats;
 use super::SimArgs;
 
@@ -234,8 +234,8 @@ async fn serve(
             let reset = Arc::clone(&reset);
             async move {
                 match sim.handle(req).await {
-                    Outcome::Respond(response) => Ok::<_, Infallible>(response),
-                    Outcome::Reset => {
+                    Reply::Respond(response) => Ok::<_, Infallible>(response),
+                    Reply::Reset => {
                         reset.notify_one();
                         // Never answers: the connection task drops the connection first.
                         std::future::pending().await

@@ -31,7 +31,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What to do with a request.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Reply {
     /// Send this response.
     Respond(Response<SimBody>),
     /// Reset the connection without answering.
@@ -127,22 +127,22 @@ impl Sim {
     }
 
     /// Handles one request.
-    pub async fn handle<B>(&self, req: Request<B>) -> Outcome
+    pub async fn handle<B>(&self, req: Request<B>) -> Reply
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
         let path = req.uri().path();
         if path == STATS_PATH || path == STATS_RESET_PATH {
-            return Outcome::Respond(self.stats_endpoint(req.method(), path));
+            return Reply::Respond(self.stats_endpoint(req.method(), path));
         }
         if path == LIMIT_PATH {
-            return Outcome::Respond(self.limit_endpoint(req.method(), req.uri().query()));
+            return Reply::Respond(self.limit_endpoint(req.method(), req.uri().query()));
         }
         let (guard, seq) = self.counters.arrive();
         if self.reset_dice.hits(self.reset_rate) {
             self.counters.reset_connection();
-            return Outcome::Reset;
+            return Reply::Reset;
         }
         let decision = self.decide();
         if !self.latency.is_zero() {
@@ -181,7 +181,7 @@ impl Sim {
             headers.append(X_REQUEST_ID, id);
         }
         self.counters.respond(response.status());
-        Outcome::Respond(response.map(|body| body.with_guard(guard)))
+        Reply::Respond(response.map(|body| body.with_guard(guard)))
     }
 
     fn limit_endpoint(&self, method: &Method, query: Option<&str>) -> Response<SimBody> {
@@ -258,7 +258,7 @@ mod tests {
         req: Request<Full<Bytes>>,
     ) -> (StatusCode, http::HeaderMap, Vec<u8>) {
         match sim.handle(req).await {
-            Outcome::Respond(response) => {
+            Reply::Respond(response) => {
                 let (parts, body) = response.into_parts();
                 let bytes = body
                     .collect()
@@ -267,7 +267,7 @@ mod tests {
                     .unwrap_or_default();
                 (parts.status, parts.headers, bytes.to_vec())
             }
-            Outcome::Reset => panic!("unexpected reset"),
+            Reply::Reset => panic!("unexpected reset"),
         }
     }
 
@@ -387,7 +387,7 @@ mod tests {
             ..SimArgs::default()
         };
         let sim = sim(args, 1_800_000_000);
-        assert!(matches!(sim.handle(get("/x")).await, Outcome::Reset));
+        assert!(matches!(sim.handle(get("/x")).await, Reply::Reset));
         let stats = sim.stats();
         assert_eq!((stats.requests, stats.resets, stats.in_flight), (1, 1, 0));
         assert!(stats.windows.is_empty());
@@ -402,7 +402,7 @@ mod tests {
             },
             1_800_000_000,
         );
-        let Outcome::Respond(response) = sim.handle(get("/bytes/200000")).await else {
+        let Reply::Respond(response) = sim.handle(get("/bytes/200000")).await else {
             panic!("reset");
         };
         assert_eq!(sim.stats().in_flight, 1);

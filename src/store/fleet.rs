@@ -29,7 +29,6 @@ use super::StoreError;
 use crate::config::StoreConfig;
 use crate::lock;
 use crate::metrics::Metrics;
-use crate::upstream::Upstream;
 
 /// The tracker logic every script shares.
 const COMMON: &str = include_str!("quota.lua");
@@ -91,6 +90,25 @@ pub(super) struct Scripts {
     heartbeat: Script,
 }
 
+/// An upstream as the fleet sees it: what the fleet's messages and heartbeats change in it.
+/// A trait, so that the store needs nothing of the upstream that registers with it.
+pub trait Member: Send + Sync {
+    /// Its `name`, the same on every replica.
+    fn name(&self) -> &str;
+    /// Quota may have been freed on another replica: the scheduler looks again.
+    fn wake(&self);
+    /// Replicas now sharing the quota.
+    fn set_share(&self, replicas: u64);
+    /// Back on the fleet's shared quota after Redis was away.
+    fn rejoined(&self);
+    /// An operator's trip (`true`) or reset made on another replica.
+    fn apply_fleet_breaker(&self, trip: bool);
+    /// An operator's trip or reset made here while Redis was away, not yet published.
+    fn take_unsent_breaker(&self) -> Option<bool>;
+    /// Keeps it for the next try: publishing it failed.
+    fn keep_unsent_breaker(&self, trip: bool);
+}
+
 /// The process's link to the fleet's shared state.
 pub struct Fleet {
     config: StoreConfig,
@@ -101,7 +119,7 @@ pub struct Fleet {
     degraded: AtomicBool,
     replicas: AtomicU64,
     metrics: Arc<Metrics>,
-    upstreams: Mutex<HashMap<String, Weak<Upstream>>>,
+    upstreams: Mutex<HashMap<String, Weak<dyn Member>>>,
     pub(super) scripts: Scripts,
 }
 
@@ -160,20 +178,20 @@ impl Fleet {
 
     /// Lets the fleet wake `upstream`'s scheduler and apply breaker trips to it.
     /// A trip an operator made on another replica before this one started is applied.
-    pub fn register(self: &Arc<Self>, upstream: &Arc<Upstream>) {
-        lock(&self.upstreams).insert(upstream.name().to_owned(), Arc::downgrade(upstream));
+    pub fn register(self: &Arc<Self>, upstream: &Arc<impl Member + 'static>) {
+        let member: Arc<dyn Member> = upstream.clone();
+        lock(&self.upstreams).insert(upstream.name().to_owned(), Arc::downgrade(&member));
         self.set_degraded_gauge(upstream.name(), self.is_degraded());
         if !self.is_degraded() {
             let fleet = Arc::clone(self);
-            let upstream = Arc::clone(upstream);
-            tokio::spawn(async move { fleet.sync_breaker(&upstream).await });
+            tokio::spawn(async move { fleet.sync_breaker(&*member).await });
         }
     }
 
     /// Makes `upstream`'s operator trip agree with the fleet's: one made here while Redis
     /// was away is published; otherwise the fleet's (a trip, or its absence: a reset made
     /// meanwhile) is applied here.
-    async fn sync_breaker(&self, upstream: &Upstream) {
+    async fn sync_breaker(&self, upstream: &dyn Member) {
         if let Some(trip) = upstream.take_unsent_breaker() {
             if self.publish_breaker(upstream.name(), trip).await.is_err() {
                 upstream.keep_unsent_breaker(trip);
@@ -286,8 +304,8 @@ impl Fleet {
         tracing::info!("store: Redis answers; back on the fleet's shared quota");
         for (name, upstream) in self.live_upstreams() {
             self.set_degraded_gauge(&name, false);
-            upstream.scheduler().fleet_rejoined();
-            self.sync_breaker(&upstream).await;
+            upstream.rejoined();
+            self.sync_breaker(&*upstream).await;
         }
     }
 
@@ -298,14 +316,14 @@ impl Fleet {
             .set(i64::from(degraded));
     }
 
-    fn live_upstreams(&self) -> Vec<(String, Arc<Upstream>)> {
+    fn live_upstreams(&self) -> Vec<(String, Arc<dyn Member>)> {
         lock(&self.upstreams)
             .iter()
             .filter_map(|(name, weak)| Some((name.clone(), weak.upgrade()?)))
             .collect()
     }
 
-    fn upstream(&self, name: &str) -> Option<Arc<Upstream>> {
+    fn upstream(&self, name: &str) -> Option<Arc<dyn Member>> {
         lock(&self.upstreams).get(name)?.upgrade()
     }
 
@@ -368,11 +386,11 @@ impl Fleet {
         let was_degraded = self.is_degraded();
         self.rejoin().await;
         for (_, upstream) in self.live_upstreams() {
-            upstream.scheduler().set_share(count.max(1));
+            upstream.set_share(count.max(1));
             // Trips also travel by pub/sub; reading the key each heartbeat catches one
             // published while this replica was not yet (or no longer) listening.
             if !was_degraded {
-                self.sync_breaker(&upstream).await;
+                self.sync_breaker(&*upstream).await;
             }
         }
         Ok(count)
@@ -448,7 +466,7 @@ impl Fleet {
             if message.get_channel_name() == wake {
                 // A settle on that upstream may have freed quota: its scheduler looks again.
                 if let Some(upstream) = self.upstream(&payload) {
-                    upstream.scheduler().wake();
+                    upstream.wake();
                 }
             } else if let Some((verb, name)) = payload.split_once(' ') {
                 if let Some(upstream) = self.upstream(name) {

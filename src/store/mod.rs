@@ -24,7 +24,7 @@ use std::time::Duration;
 use http::StatusCode;
 use tokio::time::Instant;
 
-pub use fleet::Fleet;
+pub use fleet::{Fleet, Member};
 pub use redis_quota::RedisQuota;
 
 use crate::quota::model::Wait;
@@ -45,7 +45,7 @@ pub struct Reserved {
 
 /// How a reserved send ended.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub enum Settled {
     /// The supplier answered at `received_at`.
     Answered {
         /// When the response headers came.
@@ -81,7 +81,7 @@ pub struct Settlement {
     /// When the request was written to the supplier.
     pub sent_at: Instant,
     /// How it ended.
-    pub outcome: Outcome,
+    pub outcome: Settled,
 }
 
 /// Why a store call failed. The caller falls back to local pacing; nothing is lost.
@@ -187,7 +187,7 @@ impl QuotaStore for LocalStore {
         Ok(batch
             .iter()
             .map(|s| match &s.outcome {
-                Outcome::Answered {
+                Settled::Answered {
                     received_at,
                     status,
                     observation,
@@ -201,15 +201,15 @@ impl QuotaStore for LocalStore {
                     };
                     state.observe_at(&s.key, &s.route, &answer).0
                 }
-                Outcome::Spent => {
+                Settled::Spent => {
                     state.spend(&s.key, s.sent_at);
                     None
                 }
-                Outcome::Released => {
+                Settled::Released => {
                     state.release(&s.key);
                     None
                 }
-                Outcome::Paused { until } => Some(state.pause(&s.key, *until)),
+                Settled::Paused { until } => Some(state.pause(&s.key, *until)),
             })
             .collect())
     }

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::fleet::Fleet;
-use super::{Outcome, QuotaStore, Reserved, Settlement, StoreError};
+use super::{QuotaStore, Reserved, Settled, Settlement, StoreError};
 use crate::config::LimitConfig;
 use crate::lock;
 use crate::quota::model::Wait;
@@ -236,7 +236,7 @@ impl QuotaStore for RedisQuota {
                             route: Arc::from(""),
                             ticket: format!("{ticket}:{n}"),
                             sent_at: now,
-                            outcome: Outcome::Released,
+                            outcome: Settled::Released,
                         });
                     }
                     return Err(err);
@@ -283,7 +283,7 @@ impl QuotaStore for RedisQuota {
             let (h, f, t) = (index(state), index(reserved), index(target));
             let ago = |at: Instant| duration_ms(now.saturating_duration_since(at)).to_string();
             let (kind, received, fields) = match &s.outcome {
-                Outcome::Answered {
+                Settled::Answered {
                     received_at,
                     status,
                     observation,
@@ -311,9 +311,9 @@ impl QuotaStore for RedisQuota {
                         ],
                     )
                 }
-                Outcome::Spent => ("s", "0".to_owned(), none_fields()),
-                Outcome::Released => ("r", "0".to_owned(), none_fields()),
-                Outcome::Paused { until } => {
+                Settled::Spent => ("s", "0".to_owned(), none_fields()),
+                Settled::Released => ("r", "0".to_owned(), none_fields()),
+                Settled::Paused { until } => {
                     let mut fields = none_fields();
                     fields[7] = duration_ms(until.saturating_duration_since(now)).to_string();
                     ("p", "0".to_owned(), fields)

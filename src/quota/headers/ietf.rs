@@ -19,7 +19,7 @@ use super::structured::{
     KEY_REMAINING, KEY_RESET, KEY_T,
 };
 use super::values::Number;
-use crate::quota::observation::{QuotaObservation, Reason, Source};
+use crate::quota::observation::{Ignored, QuotaObservation, Source};
 
 /// The IETF -07 or -08..-11 fields, `RateLimit` first, then Jira's `Beta-RateLimit`.
 /// Needs the `RateLimit` field, or a `RateLimit-Policy` of named (-08+) policies alone.
@@ -59,7 +59,7 @@ fn parse_pair(
     }
     let list = sf_list(r, field, false);
     if list.as_ref().is_some_and(List::is_empty) {
-        warn_field(r, field, Reason::Empty);
+        warn_field(r, field, Ignored::Empty);
         return None;
     }
     if let Some(list) = list.as_ref().filter(|l| is_named_form(l)) {
@@ -110,7 +110,7 @@ fn named_form(
     let mut states = Vec::new();
     for entry in list {
         let ListEntry::Item(item) = entry else {
-            warn_field(r, field, Reason::Malformed);
+            warn_field(r, field, Ignored::Malformed);
             continue;
         };
         let name = item_name(&item.bare_item);
@@ -155,7 +155,7 @@ fn dictionary_form(
             }
         },
         Some(ListEntry::InnerList(_)) => {
-            warn_field(r, field, Reason::Malformed);
+            warn_field(r, field, Ignored::Malformed);
             None
         }
         None => None,

@@ -13,7 +13,7 @@ use super::names;
 use super::reader::ResponseHeaders;
 use super::structured::{param_window, sf_list, warn_field};
 use super::values::Number;
-use crate::quota::observation::{QuotaObservation, Reason, Source};
+use crate::quota::observation::{Ignored, QuotaObservation, Source};
 
 /// The -00..-06 fields. `RateLimit-Limit` may be a list (-00/-01
 /// `RateLimit-Limit: 100, 100;w=10`): its first member is the current limit, the others are
@@ -78,7 +78,7 @@ fn read_limit(r: &mut ResponseHeaders<'_>) -> Option<(u64, Option<std::time::Dur
         ListEntry::InnerList(_) => None,
     });
     let Some(first) = members.next() else {
-        warn_field(r, field, Reason::Empty);
+        warn_field(r, field, Ignored::Empty);
         return None;
     };
     let limit = match Number::from_sfv(&first.bare_item) {
@@ -105,9 +105,9 @@ fn sf_count(r: &mut ResponseHeaders<'_>, field: &'static HeaderName) -> Option<u
         .parse_item::<Item>()
         .map_err(|_| {
             if value.as_bytes().iter().all(|b| *b == b' ' || *b == b'\t') {
-                Reason::Empty
+                Ignored::Empty
             } else {
-                Reason::Malformed
+                Ignored::Malformed
             }
         })
         .and_then(|item| Number::from_sfv(&item.bare_item));

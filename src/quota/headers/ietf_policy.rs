@@ -9,7 +9,7 @@ use super::governing::PolicyState;
 use super::reader::ResponseHeaders;
 use super::structured::{item_name, param_count, param_window, sf_list, warn_field, KEY_Q, KEY_QU};
 use super::values::Number;
-use crate::quota::observation::Reason;
+use crate::quota::observation::Ignored;
 
 /// One `RateLimit-Policy` member: -02..-07 `100;w=60`, or -08+ `"name";q=100;w=60`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub fn read_policies(r: &mut ResponseHeaders<'_>, field: &'static HeaderName) ->
     let mut policies = Vec::new();
     for entry in &list {
         let ListEntry::Item(item) = entry else {
-            warn_field(r, field, Reason::Malformed);
+            warn_field(r, field, Ignored::Malformed);
             continue;
         };
         let name = item_name(&item.bare_item);
@@ -47,7 +47,7 @@ pub fn read_policies(r: &mut ResponseHeaders<'_>, field: &'static HeaderName) ->
             },
             (_, Some(_)) => param_count(r, field, &item.params, KEY_Q),
             _ => {
-                warn_field(r, field, Reason::Malformed);
+                warn_field(r, field, Ignored::Malformed);
                 None
             }
         };

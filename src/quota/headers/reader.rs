@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::names;
 use super::values::{self, Number};
-use crate::quota::observation::{HeaderWarning, ParseOptions, Reason, ResetFormat};
+use crate::quota::observation::{HeaderWarning, Ignored, ParseOptions, ResetFormat};
 
 /// One response's headers, read by the per-convention parsers. A value that cannot be used
 /// reads as absent and leaves a warning.
@@ -51,7 +51,7 @@ impl<'a> ResponseHeaders<'a> {
     }
 
     /// Records that the value `raw` of `name` was ignored.
-    pub fn warn(&mut self, name: &'static HeaderName, raw: &[u8], reason: Reason) {
+    pub fn warn(&mut self, name: &'static HeaderName, raw: &[u8], reason: Ignored) {
         self.warnings
             .push(HeaderWarning::new(name.as_str(), raw, reason));
     }
@@ -70,7 +70,7 @@ impl<'a> ResponseHeaders<'a> {
         }
         let at = self
             .read(&names::DATE, |s| {
-                httpdate::parse_http_date(s).map_err(|_| Reason::InvalidDate)
+                httpdate::parse_http_date(s).map_err(|_| Ignored::InvalidDate)
             })
             .unwrap_or(self.now);
         self.date_ref = Some(at);
@@ -83,7 +83,7 @@ impl<'a> ResponseHeaders<'a> {
         match value.to_str() {
             Ok(s) => Some(s),
             Err(_) => {
-                self.warn(name, value.as_bytes(), Reason::NotAscii);
+                self.warn(name, value.as_bytes(), Ignored::NotAscii);
                 None
             }
         }
@@ -93,7 +93,7 @@ impl<'a> ResponseHeaders<'a> {
     pub fn read<T>(
         &mut self,
         name: &'static HeaderName,
-        parse: impl FnOnce(&str) -> Result<T, Reason>,
+        parse: impl FnOnce(&str) -> Result<T, Ignored>,
     ) -> Option<T> {
         let s = self.text(name)?;
         match parse(s) {
@@ -151,7 +151,7 @@ impl<'a> ResponseHeaders<'a> {
 
     /// A reset number from a Structured Field (IETF `reset`/`t`): delta seconds unless
     /// `reset_format` says otherwise; `Err` when longer than `max_wait`.
-    pub fn sf_reset(&mut self, n: Number) -> Result<Duration, Reason> {
+    pub fn sf_reset(&mut self, n: Number) -> Result<Duration, Ignored> {
         let format = match self.opts.reset_format {
             ResetFormat::Auto => ResetFormat::Delta,
             other => other,
@@ -168,14 +168,14 @@ impl<'a> ResponseHeaders<'a> {
     }
 
     /// `d` if it is at most `max_wait`.
-    pub fn cap(&self, d: Duration) -> Result<Duration, Reason> {
+    pub fn cap(&self, d: Duration) -> Result<Duration, Ignored> {
         capped(d, self.opts.max_wait)
     }
 }
 
-fn capped(d: Duration, cap: Duration) -> Result<Duration, Reason> {
+fn capped(d: Duration, cap: Duration) -> Result<Duration, Ignored> {
     if d > cap {
-        Err(Reason::Huge)
+        Err(Ignored::Huge)
     } else {
         Ok(d)
     }

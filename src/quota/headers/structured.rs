@@ -8,7 +8,7 @@ use sfv::{BareItem, Dictionary, KeyRef, List, Parameters, Parser};
 
 use super::reader::ResponseHeaders;
 use super::values::Number;
-use crate::quota::observation::Reason;
+use crate::quota::observation::Ignored;
 
 /// The name of a -08+ item (a String or a Token).
 pub fn item_name(bare: &BareItem) -> Option<&str> {
@@ -27,7 +27,7 @@ pub fn param_count(
     name: &KeyRef,
 ) -> Option<u64> {
     let Some(value) = params.get(name) else {
-        warn_field(r, field, Reason::MissingParameter);
+        warn_field(r, field, Ignored::MissingParameter);
         return None;
     };
     match Number::from_sfv(value) {
@@ -85,7 +85,7 @@ pub fn sf_list(
             Ok(l) => list = l,
             Err(_) => {
                 if report {
-                    r.warn(field, line.as_bytes(), Reason::Malformed);
+                    r.warn(field, line.as_bytes(), Ignored::Malformed);
                 }
                 return None;
             }
@@ -106,7 +106,7 @@ pub fn sf_dict(r: &ResponseHeaders<'_>, field: &'static HeaderName) -> Option<Di
 }
 
 /// A warning about `field`, quoting its first line.
-pub fn warn_field(r: &mut ResponseHeaders<'_>, field: &'static HeaderName, reason: Reason) {
+pub fn warn_field(r: &mut ResponseHeaders<'_>, field: &'static HeaderName, reason: Ignored) {
     let raw = r
         .lines(field)
         .next()

@@ -11,7 +11,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::quota::observation::{Reason, ResetFormat};
+use crate::quota::observation::{Ignored, ResetFormat};
 
 /// Numeric resets from this value on are epoch seconds (2001-09-09), below it delta seconds.
 pub const EPOCH_SECONDS_FROM: u64 = 1_000_000_000;
@@ -43,39 +43,39 @@ impl Number {
     }
 
     /// A Structured Field Integer or Decimal as a number (negative values refused).
-    pub fn from_sfv(item: &sfv::BareItem) -> Result<Self, Reason> {
+    pub fn from_sfv(item: &sfv::BareItem) -> Result<Self, Ignored> {
         match item {
             sfv::BareItem::Integer(i) => {
                 let v = i64::from(*i);
-                let whole = u64::try_from(v).map_err(|_| Reason::Negative)?;
+                let whole = u64::try_from(v).map_err(|_| Ignored::Negative)?;
                 Ok(Self { whole, nanos: 0 })
             }
             sfv::BareItem::Decimal(d) => {
                 let milli = i64::from(d.as_integer_scaled_1000());
-                let milli = u64::try_from(milli).map_err(|_| Reason::Negative)?;
-                let frac = u32::try_from(milli % 1000).map_err(|_| Reason::OutOfRange)?;
+                let milli = u64::try_from(milli).map_err(|_| Ignored::Negative)?;
+                let frac = u32::try_from(milli % 1000).map_err(|_| Ignored::OutOfRange)?;
                 Ok(Self {
                     whole: milli / 1000,
                     nanos: frac * 1_000_000,
                 })
             }
-            _ => Err(Reason::Malformed),
+            _ => Err(Ignored::Malformed),
         }
     }
 }
 
 /// Parses `digits[.digits]` (surrounding spaces and tabs allowed). A leading `-` gives
-/// [`Reason::Negative`]; `inf`/`nan` words give [`Reason::NonFinite`].
-pub fn parse_number(value: &str) -> Result<Number, Reason> {
+/// [`Ignored::Negative`]; `inf`/`nan` words give [`Ignored::NonFinite`].
+pub fn parse_number(value: &str) -> Result<Number, Ignored> {
     let s = value.trim_matches([' ', '\t']);
     if s.is_empty() {
-        return Err(Reason::Empty);
+        return Err(Ignored::Empty);
     }
     if let Some(rest) = s.strip_prefix('-') {
         return match parse_number(rest) {
-            Ok(_) => Err(Reason::Negative),
-            Err(Reason::NonFinite) => Err(Reason::NonFinite),
-            Err(_) => Err(Reason::Malformed),
+            Ok(_) => Err(Ignored::Negative),
+            Err(Ignored::NonFinite) => Err(Ignored::NonFinite),
+            Err(_) => Err(Ignored::Malformed),
         };
     }
     let word = s.trim_start_matches('+');
@@ -83,14 +83,14 @@ pub fn parse_number(value: &str) -> Result<Number, Reason> {
         .iter()
         .any(|w| word.eq_ignore_ascii_case(w))
     {
-        return Err(Reason::NonFinite);
+        return Err(Ignored::NonFinite);
     }
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     if !all_digits(whole) || (s.contains('.') && !all_digits(frac)) {
-        return Err(Reason::Malformed);
+        return Err(Ignored::Malformed);
     }
-    let whole: u64 = whole.parse().map_err(|_| Reason::OutOfRange)?;
+    let whole: u64 = whole.parse().map_err(|_| Ignored::OutOfRange)?;
     let mut nanos: u32 = 0;
     for i in 0..9 {
         let digit = frac.as_bytes().get(i).map_or(0, |b| u32::from(b - b'0'));
@@ -100,17 +100,17 @@ pub fn parse_number(value: &str) -> Result<Number, Reason> {
 }
 
 /// A count (limit, remaining, used): a non-negative number, floored (`599.0` is 599).
-pub fn parse_count(value: &str) -> Result<u64, Reason> {
+pub fn parse_count(value: &str) -> Result<u64, Ignored> {
     parse_number(value).map(|n| n.whole)
 }
 
 /// Delta seconds, decimals allowed (`64.57`).
-pub fn parse_seconds(value: &str) -> Result<Duration, Reason> {
+pub fn parse_seconds(value: &str) -> Result<Duration, Ignored> {
     parse_number(value).map(Number::as_secs)
 }
 
 /// Delta milliseconds, decimals allowed (`retry-after-ms: 1500`).
-pub fn parse_millis(value: &str) -> Result<Duration, Reason> {
+pub fn parse_millis(value: &str) -> Result<Duration, Ignored> {
     parse_number(value).map(Number::as_millis)
 }
 
@@ -122,10 +122,10 @@ pub fn parse_reset(
     value: &str,
     format: ResetFormat,
     date_ref: SystemTime,
-) -> Result<Duration, Reason> {
+) -> Result<Duration, Ignored> {
     match parse_number(value) {
         Ok(n) => Ok(reset_from_number(n, format, date_ref)),
-        Err(Reason::Malformed) if has_letters(value) => {
+        Err(Ignored::Malformed) if has_letters(value) => {
             parse_date(value).map(|at| until(at, date_ref))
         }
         Err(reason) => Err(reason),
@@ -151,7 +151,7 @@ pub fn reset_from_number(n: Number, format: ResetFormat, date_ref: SystemTime) -
 
 /// `Retry-After` (RFC 9110): delay seconds (decimals tolerated: Shopify's `2.0`) or an
 /// absolute date, relative to `date_ref`; a date in the past is zero.
-pub fn parse_retry_after(value: &str, date_ref: SystemTime) -> Result<Duration, Reason> {
+pub fn parse_retry_after(value: &str, date_ref: SystemTime) -> Result<Duration, Ignored> {
     parse_reset(value, ResetFormat::Delta, date_ref)
 }
 
@@ -168,11 +168,11 @@ fn has_letters(value: &str) -> bool {
 /// An absolute date: an HTTP-date (IMF-fixdate, RFC 850, asctime), then ISO 8601 with a zone
 /// and optional seconds (`2026-03-26T16:00Z`), then JavaScript's `Date.toString()`
 /// (`Wed Nov 25 2026 16:00:00 GMT+0000 (Coordinated Universal Time)`). An HTTP-date whose
-/// weekday does not match its date is refused ([`Reason::InvalidDate`]), as `httpdate` does.
-pub fn parse_date(value: &str) -> Result<SystemTime, Reason> {
+/// weekday does not match its date is refused ([`Ignored::InvalidDate`]), as `httpdate` does.
+pub fn parse_date(value: &str) -> Result<SystemTime, Ignored> {
     let s = value.trim_matches([' ', '\t']);
     if s.is_empty() {
-        return Err(Reason::Empty);
+        return Err(Ignored::Empty);
     }
     if let Ok(at) = httpdate::parse_http_date(s) {
         return Ok(at);
@@ -181,9 +181,9 @@ pub fn parse_date(value: &str) -> Result<SystemTime, Reason> {
         return Ok(at);
     }
     if starts_with_weekday(s) {
-        Err(Reason::InvalidDate)
+        Err(Ignored::InvalidDate)
     } else {
-        Err(Reason::Malformed)
+        Err(Ignored::Malformed)
     }
 }
 

@@ -7,7 +7,7 @@ use super::governing::{governing, PolicyState};
 use super::names;
 use super::reader::ResponseHeaders;
 use super::values::parse_count;
-use crate::quota::observation::{LeakyBucket, QuotaObservation, Reason, Source};
+use crate::quota::observation::{Ignored, LeakyBucket, QuotaObservation, Source};
 
 /// Salesforce counts API usage over a rolling 24 hours.
 pub const SALESFORCE_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -23,7 +23,7 @@ pub fn parse_shopify(r: &mut ResponseHeaders<'_>) -> Option<QuotaObservation> {
         let bucket = parse_used_of(value)?;
         // A bucket cannot hold more than its size: such a level is garbage, not a wait.
         if bucket.used > bucket.size {
-            return Err(Reason::OutOfRange);
+            return Err(Ignored::OutOfRange);
         }
         Ok(bucket)
     })?;
@@ -36,18 +36,18 @@ pub fn parse_shopify(r: &mut ResponseHeaders<'_>) -> Option<QuotaObservation> {
 }
 
 /// `used/size` with a non-zero size.
-pub fn parse_used_of(value: &str) -> Result<LeakyBucket, Reason> {
+pub fn parse_used_of(value: &str) -> Result<LeakyBucket, Ignored> {
     let value = value.trim_matches([' ', '\t']);
     if value.is_empty() {
-        return Err(Reason::Empty);
+        return Err(Ignored::Empty);
     }
-    let (used, size) = value.split_once('/').ok_or(Reason::Malformed)?;
+    let (used, size) = value.split_once('/').ok_or(Ignored::Malformed)?;
     let bucket = LeakyBucket {
         used: parse_count(used)?,
         size: parse_count(size)?,
     };
     if bucket.size == 0 {
-        return Err(Reason::Malformed);
+        return Err(Ignored::Malformed);
     }
     Ok(bucket)
 }
@@ -76,7 +76,7 @@ pub fn parse_salesforce(r: &mut ResponseHeaders<'_>) -> Option<QuotaObservation>
             });
         }
         if policies.is_empty() {
-            return Err(Reason::Malformed);
+            return Err(Ignored::Malformed);
         }
         Ok(policies)
     })?;

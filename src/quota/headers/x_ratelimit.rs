@@ -5,7 +5,7 @@
 
 use super::names;
 use super::reader::ResponseHeaders;
-use crate::quota::observation::{QuotaObservation, Reason, Source};
+use crate::quota::observation::{Ignored, QuotaObservation, Source};
 
 /// Whether the response comes from GitHub (`x-ratelimit-resource` or `x-github-request-id`).
 #[must_use]
@@ -33,10 +33,10 @@ pub fn parse_github(r: &mut ResponseHeaders<'_>) -> Option<QuotaObservation> {
 
 /// A resource or bucket name: 1 to [`QuotaObservation::MAX_RESOURCE_LEN`] characters of
 /// `[A-Za-z0-9_.:-]` (GitHub's `core`, `code_search`; Discord's hex bucket ids).
-pub fn parse_resource(value: &str) -> Result<String, Reason> {
+pub fn parse_resource(value: &str) -> Result<String, Ignored> {
     let value = value.trim_matches([' ', '\t']);
     if value.is_empty() {
-        return Err(Reason::Empty);
+        return Err(Ignored::Empty);
     }
     let fits = value.len() <= QuotaObservation::MAX_RESOURCE_LEN
         && value
@@ -45,7 +45,7 @@ pub fn parse_resource(value: &str) -> Result<String, Reason> {
     if fits {
         Ok(value.to_owned())
     } else {
-        Err(Reason::Malformed)
+        Err(Ignored::Malformed)
     }
 }
 

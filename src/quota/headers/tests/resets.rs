@@ -6,16 +6,16 @@ use super::support::{case, check, ms, now, secs, want, Expect, NOW_DATE};
 use crate::quota::headers::values::{parse_count, parse_date, parse_number, parse_reset, Number};
 use crate::quota::observation::ResetFormat::{self, Auto, Delta, DeltaMs, Epoch};
 use crate::quota::observation::Source::{Ietf, XRateLimit};
-use crate::quota::observation::{ParseOptions, Reason};
+use crate::quota::observation::{Ignored, ParseOptions};
 
 /// `parse_reset` with the arrival time as the reference.
-fn reset(value: &str, format: ResetFormat) -> Result<Duration, Reason> {
+fn reset(value: &str, format: ResetFormat) -> Result<Duration, Ignored> {
     parse_reset(value, format, now())
 }
 
 #[test]
 fn magnitude_rule() {
-    let rows: &[(&str, ResetFormat, Result<Duration, Reason>)] = &[
+    let rows: &[(&str, ResetFormat, Result<Duration, Ignored>)] = &[
         ("50", Auto, Ok(secs(50))),
         ("0", Auto, Ok(secs(0))),
         ("2.5", Auto, Ok(ms(2500))),
@@ -43,8 +43,8 @@ fn magnitude_rule() {
         ("2026-03-26T16:01+01:00", Auto, Ok(secs(60))),
         ("2026-03-26T16:01+0100", Auto, Ok(secs(60))),
         ("2026-03-26t15:01:00z", Auto, Ok(secs(60))),
-        ("2026-03-26T15:01", Auto, Err(Reason::Malformed)),
-        ("2026-02-30T15:01Z", Auto, Err(Reason::Malformed)),
+        ("2026-03-26T15:01", Auto, Err(Ignored::Malformed)),
+        ("2026-02-30T15:01Z", Auto, Err(Ignored::Malformed)),
         (
             "Thu Mar 26 2026 15:01:00 GMT+0000 (Coordinated Universal Time)",
             Auto,
@@ -54,12 +54,12 @@ fn magnitude_rule() {
         (
             "Thu Mar 26 2026 15:01:00 GMT+0000 (UTC",
             Auto,
-            Err(Reason::InvalidDate),
+            Err(Ignored::InvalidDate),
         ),
         (
             "Mon, 26 Mar 2026 15:01:00 GMT",
             Auto,
-            Err(Reason::InvalidDate),
+            Err(Ignored::InvalidDate),
         ),
         // Overrides.
         ("50", Delta, Ok(secs(50))),
@@ -72,20 +72,20 @@ fn magnitude_rule() {
         ("2026-03-26T15:01Z", Delta, Ok(secs(60))),
         ("2026-03-26T15:01Z", Epoch, Ok(secs(60))),
         // Refused.
-        ("", Auto, Err(Reason::Empty)),
-        ("  ", Auto, Err(Reason::Empty)),
-        ("-5", Auto, Err(Reason::Negative)),
-        ("-1774537260", Epoch, Err(Reason::Negative)),
-        ("-inf", Auto, Err(Reason::NonFinite)),
-        ("Infinity", Auto, Err(Reason::NonFinite)),
-        ("1e3", Auto, Err(Reason::Malformed)),
-        ("0x10", Auto, Err(Reason::Malformed)),
-        ("+5", Auto, Err(Reason::Malformed)),
-        ("5.", Auto, Err(Reason::Malformed)),
-        (".5", Auto, Err(Reason::Malformed)),
-        ("1.2.3", Auto, Err(Reason::Malformed)),
-        ("soon", Auto, Err(Reason::Malformed)),
-        ("99999999999999999999999", Auto, Err(Reason::OutOfRange)),
+        ("", Auto, Err(Ignored::Empty)),
+        ("  ", Auto, Err(Ignored::Empty)),
+        ("-5", Auto, Err(Ignored::Negative)),
+        ("-1774537260", Epoch, Err(Ignored::Negative)),
+        ("-inf", Auto, Err(Ignored::NonFinite)),
+        ("Infinity", Auto, Err(Ignored::NonFinite)),
+        ("1e3", Auto, Err(Ignored::Malformed)),
+        ("0x10", Auto, Err(Ignored::Malformed)),
+        ("+5", Auto, Err(Ignored::Malformed)),
+        ("5.", Auto, Err(Ignored::Malformed)),
+        (".5", Auto, Err(Ignored::Malformed)),
+        ("1.2.3", Auto, Err(Ignored::Malformed)),
+        ("soon", Auto, Err(Ignored::Malformed)),
+        ("99999999999999999999999", Auto, Err(Ignored::OutOfRange)),
         (
             "18446744073709551615",
             Epoch,
@@ -127,9 +127,12 @@ fn numbers_and_counts() {
     assert_eq!(parse_count("599.0"), Ok(599));
     assert_eq!(parse_count("599.99"), Ok(599));
     assert_eq!(parse_count("18446744073709551615"), Ok(u64::MAX));
-    assert_eq!(parse_count("18446744073709551616"), Err(Reason::OutOfRange));
-    assert_eq!(parse_count("-0"), Err(Reason::Negative));
-    assert_eq!(parse_count("NaN"), Err(Reason::NonFinite));
+    assert_eq!(
+        parse_count("18446744073709551616"),
+        Err(Ignored::OutOfRange)
+    );
+    assert_eq!(parse_count("-0"), Err(Ignored::Negative));
+    assert_eq!(parse_count("NaN"), Err(Ignored::NonFinite));
     assert_eq!(
         parse_date("Sun, 06 Nov 1994 08:49:37 GMT").map(|_| ()),
         Ok(())

@@ -76,12 +76,12 @@ fn gitlab_reddit_jira() {
             Some(want(XRateLimit).remaining(0).reset(secs(3600))),
         ),
         case(
-            "Jira 429 with Retry-After and RateLimit-Reason",
+            "Jira 429 with Retry-After and RateLimit-Ignored",
             429,
             &[
                 ("X-RateLimit-Remaining", "0"),
                 ("X-RateLimit-Reset", "2026-03-26T16:00Z"),
-                ("RateLimit-Reason", "jira-quota-global-based"),
+                ("RateLimit-Ignored", "jira-quota-global-based"),
                 ("Retry-After", "5"),
             ],
             Some(
