@@ -51,7 +51,7 @@ struct ConnectionTimeouts {
 impl Gateway {
     /// Builds every upstream and binds `listen` and `admin_listen` (port 0 picks a free port).
     pub async fn bind(config: Config) -> std::io::Result<Self> {
-        let roots = upstream::system_roots();
+        let roots = upstream::client::system_roots();
         let workers = config.server.worker_count();
         let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
         let fleet = match config.store {

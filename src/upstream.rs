@@ -1,28 +1,18 @@
 //! One configured supplier API and the state Headroom keeps for it.
 //!
-//! Every per-upstream concern (the pooled HTTP client, the scheduler with its quota state,
-//! the circuit breaker, the metric handles) hangs off this one value, which the router hands
-//! to the request path and the admin API.
+//! Every per-upstream concern (the pooled HTTP client, built in [`client`]; the scheduler
+//! with its quota state; the circuit breaker; the metric handles) hangs off this one value,
+//! which the router hands to the request path and the admin API.
 
+pub mod client;
 pub mod target;
 
-use target::TargetBase;
-
-use std::sync::Arc;
-
-use axum::body::Body;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls::RootCertStore;
-
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
-
+use rustls::RootCertStore;
 use tokio::time::Instant;
 
 use crate::breaker::{Admission, Breaker, Phase as BreakerPhase, Verdict};
@@ -36,61 +26,8 @@ use crate::retry::Reason;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 
 use crate::store::{Fleet, Member, RedisQuota};
-
-/// The pooled HTTP(S) client of one upstream.
-pub type HttpClient = Client<Connector, Body>;
-
-/// A connector whose whole connect, TCP and TLS handshake together, is bounded by
-/// `connect_timeout` (hyper-util's own timeout covers the TCP connect only, so a supplier
-/// that accepts and never finishes its handshake would hold an attempt until `timeout`).
-/// Hand-written: neither hyper-util nor hyper-rustls offers it, and tower's `Timeout` changes
-/// the error type the client needs.
-#[derive(Debug, Clone)]
-pub struct ConnectTimeout<C> {
-    inner: C,
-    limit: Duration,
-}
-
-impl<C> tower::Service<http::Uri> for ConnectTimeout<C>
-where
-    C: tower::Service<http::Uri> + Send,
-    C::Future: Send + 'static,
-    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Response = C::Response;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let limit = self.limit;
-        let connecting = self.inner.call(uri);
-        Box::pin(async move {
-            match tokio::time::timeout(limit, connecting).await {
-                Ok(connected) => connected.map_err(Into::into),
-                Err(_) => Err(Box::new(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "connect (TCP and TLS) took longer than connect_timeout ({})",
-                        humantime::format_duration(limit)
-                    ),
-                ))
-                    as Box<dyn std::error::Error + Send + Sync>),
-            }
-        })
-    }
-}
-
-/// How long an idle pooled connection is kept.
-const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+use client::HttpClient;
+use target::TargetBase;
 
 /// Longest wait any rate-limit header may announce before it is taken for garbage: two
 /// days covers daily quotas (HubSpot, Salesforce's rolling 24 hours).
@@ -134,24 +71,9 @@ pub enum UpstreamError {
         /// Why.
         reason: String,
     },
-    /// The CA file cannot be used.
-    #[error("upstream {name}: ca_file {path}: {reason}")]
-    CaFile {
-        /// Upstream name.
-        name: String,
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// rustls refused the TLS settings.
-    #[error("upstream {name}: TLS setup: {reason}")]
-    Tls {
-        /// Upstream name.
-        name: String,
-        /// Why.
-        reason: String,
-    },
+    /// Its HTTP client cannot be built.
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
 }
 
 impl Upstream {
@@ -178,10 +100,7 @@ impl Upstream {
             name: config.name.clone(),
             reason,
         })?;
-        let connector = build_connector(&config, system_roots)?;
-        let clients = (0..workers.max(1))
-            .map(|_| build_client(&config, connector.clone()))
-            .collect();
+        let clients = client::build(&config, system_roots, workers)?;
         let tracker = TrackerConfig {
             probes: u64::from(config.quota.probes),
             base_delay: config.retry.base_delay,
@@ -528,76 +447,6 @@ impl Drop for Admitted {
             self.upstream.breaker().cancel(admission);
         }
     }
-}
-
-/// The platform's trusted roots; problems with single certificates are logged and skipped.
-pub fn system_roots() -> RootCertStore {
-    let mut roots = RootCertStore::empty();
-    let loaded = rustls_native_certs::load_native_certs();
-    for err in &loaded.errors {
-        tracing::warn!(error = %err, "could not load some system CA certificates");
-    }
-    let (added, ignored) = roots.add_parsable_certificates(loaded.certs);
-    tracing::debug!(added, ignored, "system CA certificates loaded");
-    roots
-}
-
-type Connector = ConnectTimeout<HttpsConnector<HttpConnector>>;
-
-fn build_connector(
-    config: &UpstreamConfig,
-    system_roots: &RootCertStore,
-) -> Result<Connector, UpstreamError> {
-    let mut roots = system_roots.clone();
-    if let Some(path) = &config.ca_file {
-        let ca_error = |reason: String| UpstreamError::CaFile {
-            name: config.name.clone(),
-            path: path.display().to_string(),
-            reason,
-        };
-        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-        let mut added = 0;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|e| ca_error(e.to_string()))?;
-            roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(ca_error("no PEM certificate in the file".into()));
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| UpstreamError::Tls {
-        name: config.name.clone(),
-        reason: e.to_string(),
-    })?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(config.connect_timeout));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(ConnectTimeout {
-        inner: connector,
-        limit: config.connect_timeout,
-    })
-}
-
-fn build_client(config: &UpstreamConfig, connector: Connector) -> HttpClient {
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(config.max_concurrency.max(1) * 2)
-        .build(connector)
 }
 
 #[cfg(test)]

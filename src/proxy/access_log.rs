@@ -25,8 +25,6 @@ pub struct AccessLog {
     pub started: Instant,
     /// Headroom's own error code, when it answered itself.
     pub error: Option<&'static str>,
-    /// The upstream concurrency slot, held until the response body has been sent.
-    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
     /// Where `headroom_requests_total` and the duration histogram are counted for a request
     /// that matched no upstream.
     pub unrouted: std::sync::Arc<crate::metrics::UpstreamHandles>,
@@ -36,7 +34,6 @@ pub struct AccessLog {
 
 impl BodyObserver for AccessLog {
     fn finished(&mut self, bytes: u64, complete: bool) {
-        self.slot = None;
         self.connection.response_finished();
         let elapsed = self.started.elapsed();
         let handles = self

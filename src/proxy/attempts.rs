@@ -15,14 +15,13 @@ use http::request::Parts;
 use http::{Request, Response};
 use http_body::{Body as _, Frame};
 use http_body_util::{BodyExt, BodyStream, StreamBody};
-use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::breaker::Verdict;
 use crate::error::BoxError;
 use crate::error::ProxyError;
-use crate::proxy::body::{BodyProgress, Progress};
+use crate::proxy::body::{BodyProgress, Progress, Slotted};
 use crate::proxy::forward;
 use crate::proxy::replay::RequestBody;
 use crate::quota::clock;
@@ -34,14 +33,13 @@ use crate::upstream::{Admitted, Upstream};
 /// How a request's attempts ended.
 #[derive(Debug)]
 pub struct Attempted {
-    /// The response to stream back, or what Headroom answers itself.
-    pub result: Result<Response<Incoming>, ProxyError>,
+    /// The response to stream back (its body holds the concurrency slot), or what Headroom
+    /// answers itself.
+    pub result: Result<Response<Slotted>, ProxyError>,
     /// Attempts sent upstream.
     pub attempts: u32,
     /// Time spent waiting for quota or a slot, over all attempts.
     pub queue_wait: Duration,
-    /// The concurrency slot, held until the response body has been sent.
-    pub slot: Option<OwnedSemaphorePermit>,
 }
 
 /// What a request's attempts came to so far; kept apart from [`Attempted`] so that a waiting
@@ -53,21 +51,12 @@ struct SoFar {
 }
 
 impl SoFar {
-    /// The request ends with `result` and no slot held.
-    fn end(self, result: Result<Response<Incoming>, ProxyError>) -> Attempted {
-        self.end_with(result, None)
-    }
-
-    fn end_with(
-        self,
-        result: Result<Response<Incoming>, ProxyError>,
-        slot: Option<OwnedSemaphorePermit>,
-    ) -> Attempted {
+    /// The request ends with `result`.
+    fn end(self, result: Result<Response<Slotted>, ProxyError>) -> Attempted {
         Attempted {
             result,
             attempts: self.attempts,
             queue_wait: self.queue_wait,
-            slot,
         }
     }
 }
@@ -228,9 +217,7 @@ pub struct Plan {
 enum Sent {
     /// A response (its quota facts already applied): its status says what to do next.
     Answered {
-        response: Response<Incoming>,
-        /// The concurrency slot, held until the response body has been sent.
-        slot: OwnedSemaphorePermit,
+        response: Response<Slotted>,
         /// Whether it announces a rate limit (429, or a 503/403 with a usable wait).
         limited: bool,
         /// The end of the pause it caused.
@@ -265,7 +252,7 @@ impl Sent {
     /// This attempt's result, as the request's.
     fn answer(self, so_far: SoFar) -> Attempted {
         match self {
-            Self::Answered { response, slot, .. } => so_far.end_with(Ok(response), Some(slot)),
+            Self::Answered { response, .. } => so_far.end(Ok(response)),
             Self::Failed(error) | Self::ClientFault(error) => so_far.end(Err(error)),
         }
     }
@@ -358,8 +345,8 @@ async fn attempt(attempt: Attempt) -> Sent {
             });
             let pause = reservation.complete(&route, response.status(), observation.as_ref());
             Sent::Answered {
-                response,
-                slot,
+                // The body holds the slot until it has been read (or dropped).
+                response: response.map(|body| Slotted::new(body, slot)),
                 limited,
                 pause,
             }

@@ -249,6 +249,48 @@ impl<B: Body, O: BodyObserver> Drop for ObservedBody<B, O> {
     }
 }
 
+/// A supplier's response body that owns its request's concurrency slot: the slot goes back
+/// once the body has been read to its end, or dropped (the client left).
+#[derive(Debug)]
+pub struct Slotted {
+    inner: hyper::body::Incoming,
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Slotted {
+    /// `inner`, holding `slot`.
+    pub fn new(inner: hyper::body::Incoming, slot: tokio::sync::OwnedSemaphorePermit) -> Self {
+        Self {
+            inner,
+            slot: Some(slot),
+        }
+    }
+}
+
+impl Body for Slotted {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            self.slot = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

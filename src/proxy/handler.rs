@@ -8,7 +8,6 @@ use std::time::Duration;
 use axum::body::Body;
 use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
@@ -16,7 +15,7 @@ use crate::error::ProxyError;
 use crate::metrics::{Metrics, UpstreamHandles};
 use crate::proxy::access_log::AccessLog;
 use crate::proxy::attempts::{self, PendingBody, Plan};
-use crate::proxy::body::{BodyProgress, LimitedBody, ObservedBody, Progress};
+use crate::proxy::body::{BodyProgress, LimitedBody, ObservedBody, Progress, Slotted};
 use crate::proxy::headers::{self, HEADROOM_ATTEMPTS, HEADROOM_QUEUE_MS, X_REQUEST_ID};
 use crate::proxy::idle::{Drain as ReadEndDrain, IdleBody, ReadEnd};
 use crate::proxy::links;
@@ -74,10 +73,9 @@ pub struct Proxy {
 /// What happened to one request before its response started.
 struct Forwarded {
     upstream: Option<Arc<Upstream>>,
-    result: Result<Response<Incoming>, ProxyError>,
+    result: Result<Response<Slotted>, ProxyError>,
     attempts: u32,
     queue_wait: Duration,
-    slot: Option<OwnedSemaphorePermit>,
     /// The client's request body was read to its end.
     body_read: bool,
 }
@@ -89,7 +87,6 @@ impl Forwarded {
             result: Err(error),
             attempts: 0,
             queue_wait: Duration::ZERO,
-            slot: None,
             body_read: false,
         }
     }
@@ -179,7 +176,6 @@ impl Proxy {
             queue_ms: queue_ms(outcome.queue_wait),
             started,
             error: None,
-            slot: outcome.slot,
             unrouted: Arc::clone(&self.unrouted),
             connection,
         };
@@ -305,7 +301,6 @@ impl Proxy {
             result: attempted.result,
             attempts: attempted.attempts,
             queue_wait: attempted.queue_wait,
-            slot: attempted.slot,
             body_read: body_progress.get() == Progress::Complete,
         }
     }
