@@ -197,3 +197,42 @@ fn the_check_sees_a_cycle() {
     let graph = BTreeMap::from([(vec!["a".to_owned()], a), (vec!["b".to_owned()], b)]);
     assert_eq!(cycles(&graph).len(), 1, "{graph:?}");
 }
+
+/// Every file and folder the README's code map names exists.
+#[test]
+fn the_readme_code_map_names_real_places() {
+    let readme = include_str!("../README.md");
+    let map = readme
+        .split("## Where the code lives")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a `## Where the code lives` section");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut places = vec!["src/".to_owned()];
+    let mut dirs = vec![root.join("src"), root.join("tests"), root.join("config")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            let relative = path.strip_prefix(root).expect("under the root").to_owned();
+            if path.is_dir() {
+                places.push(format!("{}/", relative.display()));
+                dirs.push(path);
+            } else {
+                places.push(relative.display().to_string());
+            }
+        }
+    }
+    let named: Vec<&str> = map
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|name| name.ends_with(".rs") || name.ends_with('/') || name.contains('.'))
+        .collect();
+    assert!(named.len() > 20, "{named:?}");
+    for name in named {
+        assert!(
+            places.iter().any(|place| place.ends_with(name)),
+            "the README's code map names `{name}`, which is not in src/, tests/ or config/"
+        );
+    }
+}
