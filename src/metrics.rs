@@ -8,6 +8,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::retry::Reason;
+
 /// Label value of requests that matched no upstream.
 pub const NO_UPSTREAM: &str = "none";
 
@@ -88,7 +90,26 @@ pub struct UpstreamHandles {
     request_duration: OnceLock<Histogram>,
     /// `headroom_queue_wait_seconds{upstream}`.
     queue_wait: OnceLock<Histogram>,
+    /// `headroom_retries_total{upstream, reason}`, by [`Reason`].
+    retries: [OnceLock<IntCounter>; 4],
+    /// `headroom_backoff_seconds{upstream}`.
+    backoff: OnceLock<Histogram>,
+    /// `headroom_rejected_total{upstream, reason}`, for each of [`REJECTIONS`].
+    rejected: [OnceLock<IntCounter>; REJECTIONS.len()],
+    /// `headroom_ignored_headers_total{upstream}`.
+    ignored_headers: OnceLock<IntCounter>,
+    /// `headroom_internal_errors_total{upstream}`.
+    internal_errors: OnceLock<IntCounter>,
 }
+
+/// The `reason`s of `headroom_rejected_total` (a request Headroom answered itself).
+pub const REJECTIONS: [&str; 5] = [
+    "breaker_open",
+    "client_closed",
+    "queue_full",
+    "queue_timeout",
+    "shutting_down",
+];
 
 impl UpstreamHandles {
     /// Counts a response sent to a client: `headroom_requests_total{upstream, status}`.
@@ -127,6 +148,66 @@ impl UpstreamHandles {
             .observe(seconds);
     }
 
+    /// Counts a retry: `headroom_retries_total{upstream, reason}`.
+    pub fn count_retry(&self, reason: Reason) {
+        let index = match reason {
+            Reason::RateLimited => 0,
+            Reason::ServerError => 1,
+            Reason::ConnectError => 2,
+            Reason::Timeout => 3,
+        };
+        self.retries[index]
+            .get_or_init(|| {
+                self.metrics
+                    .retries
+                    .with_label_values(&[&self.upstream, reason.as_str()])
+            })
+            .inc();
+    }
+
+    /// Observes a backoff or a rate-limit pause: `headroom_backoff_seconds{upstream}`.
+    pub fn observe_backoff(&self, seconds: f64) {
+        self.backoff
+            .get_or_init(|| self.metrics.backoff.with_label_values(&[&self.upstream]))
+            .observe(seconds);
+    }
+
+    /// Counts a request Headroom answered itself: `headroom_rejected_total{upstream,
+    /// reason}` (a reason outside [`REJECTIONS`] is looked up each time).
+    pub fn count_rejected(&self, reason: &str) {
+        let lookup = || {
+            self.metrics
+                .rejected
+                .with_label_values(&[&self.upstream, reason])
+        };
+        match REJECTIONS.iter().position(|known| *known == reason) {
+            Some(index) => self.rejected[index].get_or_init(lookup).inc(),
+            None => lookup().inc(),
+        }
+    }
+
+    /// Counts header values ignored: `headroom_ignored_headers_total{upstream}`.
+    pub fn count_ignored_headers(&self, count: u64) {
+        self.ignored_headers
+            .get_or_init(|| {
+                self.metrics
+                    .ignored_headers
+                    .with_label_values(&[&self.upstream])
+            })
+            .inc_by(count);
+    }
+
+    /// Counts one of Headroom's own faults: `headroom_internal_errors_total{upstream}`.
+    pub fn count_internal_error(&self) {
+        self.internal_errors
+            .get_or_init(|| {
+                self.metrics
+                    .internal_errors
+                    .with_label_values(&[&self.upstream])
+            })
+            .inc();
+    }
+
     /// Counts `status` in `vec`, through its handle in `counters` (statuses outside 100 to
     /// 599, never seen in practice, are looked up each time).
     fn by_status(&self, vec: &IntCounterVec, counters: &[OnceLock<IntCounter>], status: u16) {
@@ -159,6 +240,11 @@ impl Metrics {
             attempt_errors: OnceLock::new(),
             request_duration: OnceLock::new(),
             queue_wait: OnceLock::new(),
+            retries: Default::default(),
+            backoff: OnceLock::new(),
+            rejected: Default::default(),
+            ignored_headers: OnceLock::new(),
+            internal_errors: OnceLock::new(),
         }
     }
 
@@ -364,5 +450,37 @@ impl Metrics {
             tracing::warn!(error = %err, "could not encode metrics");
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Handles resolved once count into the same series a label lookup would.
+    #[test]
+    fn handles_count_into_the_labelled_series() {
+        let metrics = Metrics::new().expect("metrics");
+        let handles = metrics.handles("github");
+        handles.count_retry(Reason::RateLimited);
+        handles.count_retry(Reason::RateLimited);
+        handles.count_retry(Reason::Timeout);
+        handles.count_rejected("queue_full");
+        handles.count_rejected("something_new");
+        handles.count_ignored_headers(3);
+        handles.count_internal_error();
+        handles.observe_backoff(0.25);
+        let text = metrics.render();
+        for line in [
+            r#"headroom_retries_total{reason="rate_limited",upstream="github"} 2"#,
+            r#"headroom_retries_total{reason="timeout",upstream="github"} 1"#,
+            r#"headroom_rejected_total{reason="queue_full",upstream="github"} 1"#,
+            r#"headroom_rejected_total{reason="something_new",upstream="github"} 1"#,
+            r#"headroom_ignored_headers_total{upstream="github"} 3"#,
+            r#"headroom_internal_errors_total{upstream="github"} 1"#,
+            r#"headroom_backoff_seconds_count{upstream="github"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line}");
+        }
     }
 }

@@ -166,10 +166,7 @@ impl Upstream {
         let (observation, warnings) = headers::parse(status, headers, now, &self.parse_options);
         let count = warnings.len();
         if count > 0 {
-            self.metrics
-                .ignored_headers
-                .with_label_values(&[self.name()])
-                .inc_by(count as u64);
+            self.handles.count_ignored_headers(count as u64);
         }
         if count > 0 {
             let mut warned = crate::lock(&self.warned);
@@ -191,18 +188,12 @@ impl Upstream {
     /// Notes that an attempt is retried.
     pub fn note_retry(&self, reason: Reason) {
         tracing::debug!(upstream = %self.config.name, reason = reason.as_str(), "retrying");
-        self.metrics
-            .retries
-            .with_label_values(&[self.name(), reason.as_str()])
-            .inc();
+        self.handles.count_retry(reason);
     }
 
     /// Notes a backoff delay before a retry, or a rate-limit pause.
     pub fn observe_backoff(&self, delay: Duration) {
-        self.metrics
-            .backoff
-            .with_label_values(&[self.name()])
-            .observe(delay.as_secs_f64());
+        self.handles.observe_backoff(delay.as_secs_f64());
     }
 
     /// Notes one attempt's result: its status, or `error` when no response came.
@@ -227,18 +218,12 @@ impl Upstream {
 
     /// Notes one of Headroom's own faults (a request answered 500 `internal_error`).
     pub fn note_internal_error(&self) {
-        self.metrics
-            .internal_errors
-            .with_label_values(&[self.name()])
-            .inc();
+        self.handles.count_internal_error();
     }
 
     /// Notes a request Headroom answered 503 itself.
     pub fn note_rejected(&self, reason: &str) {
-        self.metrics
-            .rejected
-            .with_label_values(&[self.name(), reason])
-            .inc();
+        self.handles.count_rejected(reason);
     }
 
     fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
