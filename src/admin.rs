@@ -185,3 +185,138 @@ fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), Box<Response>> {
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     json_error(status, code, message, None, None)
 }
+
+/// The admin router in process, with `tower::ServiceExt::oneshot`: no sockets. The end-to-end
+/// tests (`tests/admin.rs`) cover the same routes over a real listener.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ServerConfig, UpstreamConfig};
+    use crate::metrics::Metrics;
+    use axum::body::Body;
+    use http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn admin(token: Option<&str>) -> Router {
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let url = url::Url::parse("http://127.0.0.1:9").expect("url");
+        let upstream = Upstream::new(
+            UpstreamConfig::with_defaults("github", "/github", url),
+            &rustls::RootCertStore::empty(),
+            Arc::clone(&metrics),
+        )
+        .expect("upstream");
+        let proxy = Proxy::new(
+            crate::proxy::Router::new([Arc::new(upstream)]),
+            &ServerConfig::default(),
+            metrics,
+        );
+        router(Arc::new(proxy), token.map(str::to_owned))
+    }
+
+    async fn call(
+        router: Router,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = router
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn the_admin_api_needs_its_token() {
+        let (status, body) = call(admin(None), "GET", "/admin/upstreams", None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["error"], "admin_disabled");
+        let (status, body) = call(
+            admin(Some("s3cret")),
+            "GET",
+            "/admin/upstreams",
+            Some("wrong"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let (status, body) = call(
+            admin(Some("s3cret")),
+            "GET",
+            "/admin/upstreams",
+            Some("s3cret"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body[0]["name"], "github", "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_trip_opens_the_breaker_and_a_reset_closes_it() {
+        let router = admin(Some("t"));
+        let (status, body) = call(
+            router.clone(),
+            "POST",
+            "/admin/upstreams/github/breaker/trip",
+            Some("t"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["breaker"]["state"], "forced_open", "{body}");
+        let (_, body) = call(
+            router.clone(),
+            "POST",
+            "/admin/upstreams/github/breaker/reset",
+            Some("t"),
+        )
+        .await;
+        assert_eq!(body["breaker"]["state"], "closed", "{body}");
+        let (status, body) = call(
+            router,
+            "POST",
+            "/admin/upstreams/nope/breaker/trip",
+            Some("t"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], "no_such_upstream");
+    }
+
+    #[tokio::test]
+    async fn health_metrics_and_unknown_paths() {
+        let (status, _) = call(admin(None), "GET", "/healthz", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let response = admin(None)
+            .oneshot(
+                Request::get("/metrics")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        let text = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains("headroom_breaker_state"), "{text}");
+        let (status, body) = call(admin(None), "GET", "/nowhere", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], "not_found");
+    }
+}
