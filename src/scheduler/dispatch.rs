@@ -9,7 +9,7 @@ use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::grant::{Grant, Reservation, Settle};
-use super::queue::{Entry, Position, Priority, Queue};
+use super::queue::{Place, Position, Priority, Queue};
 use crate::lock;
 use crate::quota::model::Wait;
 use crate::quota::state::{Ask, QuotaState, TrackerKey};
@@ -119,7 +119,7 @@ impl Inner {
 
     /// Takes the waiting requests for which `which` is true out of the queue and answers
     /// each with `rejection` (those whose waiter already left are just dropped).
-    fn reject_where(&mut self, which: impl FnMut(&Entry<Slot>) -> bool, rejection: Rejected) {
+    fn reject_where(&mut self, which: impl FnMut(&Place<Slot>) -> bool, rejection: Rejected) {
         for entry in self.queue.drain_where(which) {
             if self.take(&entry.slot) {
                 let _ = entry.slot.tx.send(Err(rejection));
@@ -237,7 +237,7 @@ impl Scheduler {
             }
             let (tx, rx) = oneshot::channel();
             let entry_state = Arc::new(AtomicU8::new(QUEUED));
-            state.queue.push(Entry {
+            state.queue.push(Place {
                 priority,
                 key: key.clone(),
                 enqueued: now,
@@ -587,7 +587,7 @@ impl Shared {
     }
 
     /// Puts a taken entry back (its grant could not be completed), unless its waiter left.
-    fn requeue(&self, entry: Entry<Slot>) {
+    fn requeue(&self, entry: Place<Slot>) {
         if entry.slot.tx.is_closed() {
             return;
         }

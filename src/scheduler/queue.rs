@@ -62,9 +62,9 @@ impl Priority {
     }
 }
 
-/// One waiting request.
+/// One waiting request's place in the queue.
 #[derive(Debug)]
-pub struct Entry<T> {
+pub struct Place<T> {
     /// Its class.
     pub priority: Priority,
     /// The quota it is reserved against (partition, resource).
@@ -77,7 +77,7 @@ pub struct Entry<T> {
     pub slot: T,
 }
 
-impl<T> Entry<T> {
+impl<T> Place<T> {
     fn due(&self, max_wait: Duration) -> Instant {
         self.enqueued + self.priority.delay(max_wait)
     }
@@ -93,7 +93,7 @@ pub struct Position {
 /// The three classes.
 #[derive(Debug)]
 pub struct Queue<T> {
-    classes: [VecDeque<Entry<T>>; 3],
+    classes: [VecDeque<Place<T>>; 3],
     max_wait: Duration,
 }
 
@@ -107,7 +107,7 @@ impl<T> Queue<T> {
     }
 
     /// Adds a request at the back of its class.
-    pub fn push(&mut self, entry: Entry<T>) {
+    pub fn push(&mut self, entry: Place<T>) {
         self.classes[entry.priority.index()].push_back(entry);
     }
 
@@ -152,24 +152,24 @@ impl<T> Queue<T> {
     }
 
     /// The entry at `at`.
-    pub fn get(&self, at: Position) -> Option<&Entry<T>> {
+    pub fn get(&self, at: Position) -> Option<&Place<T>> {
         self.classes.get(at.class)?.get(at.index)
     }
 
     /// Takes the entry at `at` out.
-    pub fn remove(&mut self, at: Position) -> Option<Entry<T>> {
+    pub fn remove(&mut self, at: Position) -> Option<Place<T>> {
         self.classes.get_mut(at.class)?.remove(at.index)
     }
 
     /// Keeps only the entries for which `keep` is true.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Entry<T>) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&Place<T>) -> bool) {
         for class in &mut self.classes {
             class.retain(&mut keep);
         }
     }
 
     /// Takes out every entry for which `take` is true.
-    pub fn drain_where(&mut self, mut take: impl FnMut(&Entry<T>) -> bool) -> Vec<Entry<T>> {
+    pub fn drain_where(&mut self, mut take: impl FnMut(&Place<T>) -> bool) -> Vec<Place<T>> {
         let mut taken = Vec::new();
         for class in &mut self.classes {
             let mut kept = VecDeque::with_capacity(class.len());
@@ -190,8 +190,8 @@ impl<T> Queue<T> {
 mod tests {
     use super::*;
 
-    fn entry(priority: Priority, at: Instant, id: u32) -> Entry<u32> {
-        Entry {
+    fn entry(priority: Priority, at: Instant, id: u32) -> Place<u32> {
+        Place {
             priority,
             key: TrackerKey::default(),
             enqueued: at,
